@@ -1,0 +1,101 @@
+// The command-line table: every subcommand and its options, in one place. Runners live with
+// their areas; this file only declares what the command line accepts.
+#include <cstdio>
+#include <exception>
+#include <iostream>
+
+#include "cli/options.h"
+#include "cli/run_cli.h"
+#include "cli/version_cli.h"
+#include "common/error.h"
+#include "common/strings.h"
+
+namespace mathrl::cli {
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> table = {
+      {"run", "Run a recipe (a Lua file that returns a mathrl stage table).", "RECIPE.lua",
+       "Recipe fields can be overridden by dotted path: --set rl.beta=0.02 --set name=trial3.\n"
+       "Recipe errors (syntax, runtime, unknown or mistyped field) exit with status 2 before any heavy work.",
+       1, 1,
+       {
+           {"set", Kind::List, "", "override a recipe field by dotted path", "KEY=VALUE"},
+           {"out", Kind::String, "", "run directory (default: runs/<name>-<time>)", "DIR"},
+           {"runs-root", Kind::String, "runs", "where run directories are created", "DIR"},
+           {"seed", Kind::Int, "", "override the recipe's seed", "N"},
+           {"device", Kind::String, "", "override the recipe's device (cpu, cuda, cuda:N)", "DEV"},
+           {"check", Kind::Flag, "", "load and validate the recipe, print it resolved, and exit"},
+           {"resume", Kind::String, "", "resume from a run directory or checkpoint", "PATH"},
+       },
+       run_recipe},
+      {"version", "Print the version, the LibTorch version and whether CUDA is usable.", "", "", 0, 0, {}, run_version},
+  };
+  return table;
+}
+
+namespace {
+
+std::vector<std::string> command_names() {
+  std::vector<std::string> names;
+  for (const auto& c : commands()) names.push_back(c.name);
+  return names;
+}
+
+void print_main_help() {
+  std::printf("usage: mathrl <command> [options] [args]\n\n"
+              "mathrl: DeepSeekMath-style training (base, instruct, GRPO) and evaluation, driven by Lua recipes.\n\n"
+              "commands:\n");
+  for (const auto& c : commands()) std::printf("  %-12s %s\n", c.name.c_str(), c.summary.c_str());
+  std::printf("\n'mathrl <command> --help' describes a command's options.\n");
+}
+
+const Command* find_command(const std::string& name) {
+  for (const auto& c : commands())
+    if (c.name == name) return &c;
+  return nullptr;
+}
+
+}  // namespace
+
+int main_dispatch(int argc, char** argv) {
+  std::vector<std::string> rest(argv + 1, argv + argc);
+  try {
+    if (rest.empty()) {
+      print_main_help();
+      return 2;
+    }
+    std::string name = rest.front();
+    rest.erase(rest.begin());
+    if (name == "--help" || name == "-h" || name == "help") {
+      if (!rest.empty() && find_command(rest.front())) {
+        std::fputs(help_text(*find_command(rest.front())).c_str(), stdout);
+      } else {
+        print_main_help();
+      }
+      return 0;
+    }
+    if (name == "--version") name = "version";
+    const Command* cmd = find_command(name);
+    if (!cmd) throw UsageError(str("unknown command '", name, "'", did_you_mean(name, command_names()),
+                                   "\n(see 'mathrl --help')"));
+    for (const auto& a : rest) {
+      if (a == "--") break;
+      if (a == "--help" || a == "-h") {
+        std::fputs(help_text(*cmd).c_str(), stdout);
+        return 0;
+      }
+    }
+    Args args = parse(*cmd, rest);
+    return cmd->run(args);
+  } catch (const UsageError& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "mathrl: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "mathrl: error: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace mathrl::cli

@@ -1,0 +1,6 @@
+#pragma once
+#include "cli/options.h"
+
+namespace mathrl::cli {
+int run_version(const Args& args);
+}

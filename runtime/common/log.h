@@ -1,0 +1,78 @@
+// Logging, run directories and progress display.
+#pragma once
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace mathrl {
+
+// Lines go to stderr and, once a run directory exists, to its log file. Thread-safe.
+class Logger {
+ public:
+  Logger() = default;
+  ~Logger();
+  void open_file(const std::string& path);
+  void info(const std::string& msg) { write("info", msg); }
+  void warn(const std::string& msg) { write("warn", msg); }
+  void error(const std::string& msg) { write("error", msg); }
+  void set_quiet(bool quiet) { quiet_ = quiet; }
+
+ private:
+  void write(const char* level, const std::string& msg);
+  std::mutex mutex_;
+  FILE* file_ = nullptr;
+  bool quiet_ = false;
+};
+
+// One JSON object per line: {"step": 3, "loss": 2.1, ...}. Values are numbers; flushed each write
+// so a killed run keeps its metrics.
+class MetricsWriter {
+ public:
+  MetricsWriter() = default;
+  ~MetricsWriter();
+  void open(const std::string& path, bool append);
+  void write(long long step, const std::map<std::string, double>& values);
+  bool is_open() const { return file_ != nullptr; }
+
+ private:
+  std::mutex mutex_;
+  FILE* file_ = nullptr;
+};
+
+// A run's directory: runs/<name>-<YYYYmmdd-HHMMSS>/ by default, or the --out path.
+// Holds recipe.resolved.lua, log.txt, metrics.jsonl and checkpoints/.
+class RunDir {
+ public:
+  static RunDir create(const std::string& runs_root, const std::string& name, const std::string& out);
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  std::string checkpoints() const { return path_ + "/checkpoints"; }
+
+ private:
+  std::string path_;
+};
+
+// Progress with rate and ETA: a redrawn bar when stderr is a terminal, plain lines otherwise
+// (at most one line every `plain_interval_s` seconds).
+class Progress {
+ public:
+  Progress(std::string label, long long total, std::string unit = "it", double plain_interval_s = 10.0);
+  ~Progress();
+  void update(long long done, const std::string& suffix = "");
+  void finish(const std::string& suffix = "");
+
+ private:
+  std::string render(long long done, const std::string& suffix) const;
+  std::string label_, unit_;
+  long long total_;
+  double plain_interval_s_;
+  bool tty_;
+  bool finished_ = false;
+  std::chrono::steady_clock::time_point start_, last_print_;
+};
+
+std::string format_duration(double seconds);  // "1h02m", "3m05s", "12.3s"
+
+}  // namespace mathrl
