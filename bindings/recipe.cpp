@@ -59,6 +59,14 @@ const StageSpec* find_stage(const std::string& name) {
   return nullptr;
 }
 
+std::vector<Field> common_stage_fields(const std::string& default_name) {
+  return {
+      {"name", FieldType::String, "'" + default_name + "'", "run name; the run directory is runs/<name>-<time>"},
+      {"seed", FieldType::Int, "1", "seed for data order, initialization, sampling and math.random in sandboxes"},
+      {"device", FieldType::String, "'auto'", "cpu, cuda, cuda:N, or auto (cuda when available)"},
+  };
+}
+
 std::string recipes_lib_dir() {
   if (const char* home = std::getenv("MATHRL_HOME"); home && *home) return str(home, "/recipes/lib");
   for (std::string dir : {executable_dir() + "/../recipes/lib", executable_dir() + "/recipes/lib"})

@@ -38,6 +38,9 @@ void register_stage(StageSpec spec);
 const std::vector<StageSpec>& registered_stages();
 const StageSpec* find_stage(const std::string& name);
 
+// Fields every stage has: name, seed, device. Stage schemas start with these.
+std::vector<Field> common_stage_fields(const std::string& default_name);
+
 // Where recipes/lib lives: $MATHRL_HOME/recipes/lib, else beside the executable (build/../recipes/lib).
 std::string recipes_lib_dir();
 

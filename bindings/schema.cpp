@@ -157,6 +157,28 @@ void apply_override(lua_State* L, int idx, const Schema& schema, const std::stri
       throw RecipeError(str("--set ", key, ": unknown field '", path, parts[i], "'", did_you_mean(path + parts[i], candidates)));
     }
     bool last = i + 1 == parts.size();
+    if (!last && (f->type == FieldType::Table || f->type == FieldType::Any)) {
+      // Free-form table: walk (creating tables as needed) and set the leaf to a Lua literal, or to
+      // the text itself when it is not one (--set params.dataset=gsm8k).
+      for (size_t k = i; k + 1 < parts.size(); ++k) {
+        lua_getfield(L, -1, parts[k].c_str());
+        if (!lua_istable(L, -1)) {
+          lua_pop(L, 1);
+          lua_newtable(L);
+          lua_pushvalue(L, -1);
+          lua_setfield(L, -3, parts[k].c_str());
+        }
+        lua_remove(L, -2);
+      }
+      try {
+        push_lua_literal(L, value, "--set " + key);
+      } catch (const RecipeError&) {
+        lua_pushlstring(L, value.data(), value.size());
+      }
+      lua_setfield(L, -2, parts.back().c_str());
+      lua_pop(L, 1);
+      return;
+    }
     if (!last) {
       if (f->type != FieldType::Section) {
         lua_pop(L, 1);

@@ -10,7 +10,3 @@ namespace mathrl::cli {
 void register_builtin_stages();
 }  // namespace mathrl::cli
 
-namespace mathrl::lua {
-// Fields every stage has: name, seed, device. Stage schemas start with these.
-std::vector<Field> common_stage_fields();
-}  // namespace mathrl::lua
