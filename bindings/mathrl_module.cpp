@@ -1,5 +1,7 @@
 // The `mathrl` Lua module seen by recipes: one constructor per registered stage plus helpers.
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "common/error.h"
 #include "common/version.h"
@@ -8,6 +10,11 @@
 namespace mathrl::lua {
 
 namespace {
+
+std::vector<std::pair<std::string, lua_CFunction>>& submodules() {
+  static std::vector<std::pair<std::string, lua_CFunction>> list;
+  return list;
+}
 
 // mathrl.<stage>{...}: validates the table against the stage's schema and tags it.
 int stage_constructor(lua_State* L) {
@@ -54,10 +61,24 @@ int open_module(lua_State* L) {
     lua_pushcclosure(L, trampoline<stage_constructor>, 1);
     lua_setfield(L, -2, s.name.c_str());
   }
+  for (const auto& [name, open] : submodules()) {
+    lua_pushcfunction(L, open);
+    lua_call(L, 0, 1);
+    lua_setfield(L, -2, name.c_str());
+  }
   return 1;
 }
 
 }  // namespace
+
+void register_submodule(const std::string& name, lua_CFunction open) {
+  for (auto& entry : submodules())
+    if (entry.first == name) {
+      entry.second = open;
+      return;
+    }
+  submodules().emplace_back(name, open);
+}
 
 void open_mathrl_module(lua_State* L) {
   luaL_requiref(L, "mathrl", open_module, 1);  // also sets the global `mathrl`

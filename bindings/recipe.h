@@ -80,4 +80,8 @@ class Recipe {
 // Installs the `mathrl` module (package.preload and a global) into a state.
 void open_mathrl_module(lua_State* L);
 
+// Submodules of `mathrl` (mathrl.tokenizer, mathrl.model, ...): `open` pushes the module table.
+// Registered by the CLI (cli/stages.cpp) so the torch-free host does not link every area.
+void register_submodule(const std::string& name, lua_CFunction open);
+
 }  // namespace mathrl::lua
