@@ -7,6 +7,7 @@
 #include "cli/options.h"
 #include "cli/run_cli.h"
 #include "cli/version_cli.h"
+#include "tokenizer/tokenizer.h"
 #include "common/error.h"
 #include "common/strings.h"
 
@@ -28,6 +29,22 @@ const std::vector<Command>& commands() {
            {"resume", Kind::String, "", "resume from a run directory or checkpoint", "PATH"},
        },
        run_recipe},
+      {"tokenize", "Encode JSONL text to token ids, or decode ids back to text (--decode).", "[FILE]",
+       "Reads FILE (or stdin) line by line: {\"text\": ...} objects (raw lines with --raw); writes one\n"
+       "{\"ids\": [...]} line per input line, in order. Special tokens written in the text are recognized as the\n"
+       "reference libraries do; BOS/EOS only with --add-special. --decode reads {\"ids\": [...]} and writes\n"
+       "{\"text\": ...}. A bad line (invalid JSON, missing field, invalid UTF-8, id out of range) stops with an\n"
+       "error naming the line (exit 1).",
+       0, 1,
+       {
+           {"tokenizer", Kind::String, "", "tokenizer.json, SentencePiece .model, or a directory (required)", "PATH"},
+           {"raw", Kind::Flag, "", "input lines are plain text, not JSON"},
+           {"add-special", Kind::Flag, "", "apply the post-processor (e.g. BOS) when encoding"},
+           {"decode", Kind::Flag, "", "decode {\"ids\": [...]} lines to {\"text\": ...}"},
+           {"skip-special", Kind::Flag, "", "with --decode: drop special tokens from the text"},
+           {"field", Kind::String, "", "JSON field to read (default: text, or ids with --decode)", "NAME"},
+       },
+       run_tokenize},
       {"version", "Print the version, the LibTorch version and whether CUDA is usable.", "", "", 0, 0, {}, run_version},
   };
   return table;

@@ -101,3 +101,18 @@ TEST(Cli, CallbackErrorNamesTheRecipeLine) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("recipes/callback_error.lua:5: failure inside main"), std::string::npos) << r.err;
 }
+
+TEST(Cli, TokenizerModuleFromARecipe) {
+  TempDir dir;
+  auto r = run_mathrl({"run", fixture("recipes/tokenizer_script.lua"), "--out", dir.file("run"), "--set",
+                       "params.tokenizer=" + mathrl::test::shared_dir() + "/tokenizers/gpt2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // GPT-2 ids for the text, as the reference library gives them.
+  EXPECT_NE(r.out.find("ids\t47849,9752,2702,4764,14,17,796,1987,19166,287,1737,13"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("roundtrip\ttrue"), std::string::npos) << r.out;
+  // split_digits is on by default: every digit its own piece.
+  EXPECT_NE(r.out.find("|1|2|3|"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("bad ids\tfalse\t"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("bad argument #2 to 'tokenizer:decode'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("unknown option 'vocab_sise' (did you mean 'vocab_size'?)"), std::string::npos) << r.out;
+}
