@@ -1,5 +1,6 @@
 #include "common/jsonl.h"
 
+#include <cstdint>
 #include <cerrno>
 #include <cstring>
 

@@ -1,5 +1,6 @@
 #include "common/strings.h"
 
+#include <cstdint>
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
