@@ -51,7 +51,7 @@ int run_metric(lua_State* L) {
 int run_script(RunContext& ctx) {
   lua_State* L = ctx.recipe.L();
   MetricsWriter metrics;
-  metrics.open(ctx.run.file("metrics.jsonl"), false);
+  metrics.open(ctx.run.rank_file("metrics.jsonl"), false);
   // math.random in the recipe state follows the recipe's seed.
   lua_getglobal(L, "math");
   lua_getfield(L, -1, "randomseed");

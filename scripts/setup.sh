@@ -18,7 +18,8 @@ for arg in "$@"; do
 done
 
 PACKAGES=(build-essential cmake ninja-build pkg-config ccache git python3 python3-venv
-          liblua5.4-dev libsentencepiece-dev rapidjson-dev libgtest-dev libpcre2-dev libutf8proc-dev)
+          liblua5.4-dev libsentencepiece-dev rapidjson-dev libgtest-dev libpcre2-dev libutf8proc-dev
+          libgloo-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,12 +1,15 @@
 // The command-line table: every subcommand and its options, in one place. Runners live with
 // their areas; this file only declares what the command line accepts.
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 
 #include "cli/options.h"
 #include "cli/run_cli.h"
 #include "cli/version_cli.h"
+#include "dist/launch.h"
 #include "tokenizer/tokenizer.h"
 #include "common/error.h"
 #include "common/strings.h"
@@ -45,6 +48,21 @@ const std::vector<Command>& commands() {
            {"field", Kind::String, "", "JSON field to read (default: text, or ids with --decode)", "NAME"},
        },
        run_tokenize},
+      {"launch", "Start N ranks of a command with torchrun's environment and supervise them.", "-- COMMAND...",
+       "Each rank runs this binary with COMMAND (for example: mathrl launch --nproc-per-node 2 -- run R.lua)\n"
+       "and RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set. When a rank fails, the others get SIGTERM,\n"
+       "then SIGKILL after --grace seconds, and the job exits naming the rank. torchrun --no-python and srun\n"
+       "start the same program the same way.",
+       1, -1,
+       {
+           {"nproc-per-node", Kind::Int, "1", "ranks on this node", "N"},
+           {"nnodes", Kind::Int, "1", "nodes in the job", "N"},
+           {"node-rank", Kind::Int, "0", "this node's index", "I"},
+           {"master-addr", Kind::String, "127.0.0.1", "address of rank 0's node", "HOST"},
+           {"master-port", Kind::Int, "29500", "rendezvous port on rank 0's node", "PORT"},
+           {"grace", Kind::Float, "10", "seconds between SIGTERM and SIGKILL when stopping ranks", "S"},
+       },
+       run_launch},
       {"version", "Print the version, the LibTorch version and whether CUDA is usable.", "", "", 0, 0, {}, run_version},
   };
   return table;
@@ -64,6 +82,19 @@ void print_main_help() {
               "commands:\n");
   for (const auto& c : commands()) std::printf("  %-12s %s\n", c.name.c_str(), c.summary.c_str());
   std::printf("\n'mathrl <command> --help' describes a command's options.\n");
+}
+
+// Under `mathrl launch`, a rank's fatal error goes to $MATHRL_ERROR_FILE with a time stamp, so the
+// launcher can name the rank that failed first rather than the peers that failed because of it.
+void record_fatal_error(const char* message) {
+  const char* path = std::getenv("MATHRL_ERROR_FILE");
+  if (!path || !*path) return;
+  if (FILE* f = std::fopen(path, "w")) {
+    auto now = std::chrono::system_clock::now().time_since_epoch();
+    std::fprintf(f, "%lld\n%s\n", static_cast<long long>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()),
+                 message);
+    std::fclose(f);
+  }
 }
 
 const Command* find_command(const std::string& name) {
@@ -107,10 +138,12 @@ int main_dispatch(int argc, char** argv) {
   } catch (const UsageError& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "mathrl: error: %s\n", e.what());
+    record_fatal_error(e.what());
     return 2;
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "mathrl: error: %s\n", e.what());
+    record_fatal_error(e.what());
     return 1;
   }
 }

@@ -1,6 +1,7 @@
 #include "cli/run_cli.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "cli/stages.h"
@@ -24,12 +25,17 @@ int run_recipe(const Args& args) {
     return 0;
   }
   std::string name = recipe.has("name") ? recipe.string("name") : recipe.stage().name;
-  RunDir run = RunDir::create(args.str("runs-root"), name, args.str_or("out", ""));
+  // Ranks other than 0 (env:// rendezvous) share rank 0's directory with per-rank log files.
+  const char* rank_env = std::getenv("RANK");
+  int rank = rank_env ? std::atoi(rank_env) : 0;
+  RunDir run = RunDir::create(args.str("runs-root"), name, args.str_or("out", ""), rank);
   Logger log;
-  log.open_file(run.file("log.txt"));
-  write_file_atomic(run.file("recipe.resolved.lua"), recipe.resolved());
-  std::error_code ec;
-  std::filesystem::copy_file(path, run.file("recipe.lua"), std::filesystem::copy_options::overwrite_existing, ec);
+  log.open_file(run.rank_file("log.txt"));
+  if (rank == 0) {
+    write_file_atomic(run.file("recipe.resolved.lua"), recipe.resolved());
+    std::error_code ec;
+    std::filesystem::copy_file(path, run.file("recipe.lua"), std::filesystem::copy_options::overwrite_existing, ec);
+  }
   log.info(str("run ", name, " (stage ", recipe.stage().name, ") in ", run.path()));
   lua::RunContext ctx{recipe, run, log, args.str_or("resume", "")};
   int status = recipe.stage().run(ctx);

@@ -4,6 +4,7 @@
 
 #include "recipe.h"
 #include "script_stage.h"
+#include "modules/dist_module.h"
 #include "modules/tokenizer_module.h"
 
 namespace mathrl::cli {
@@ -13,6 +14,7 @@ void register_builtin_stages() {
   std::call_once(once, [] {
     lua::register_stage(lua::script_stage());
     lua::register_submodule("tokenizer", lua::open_tokenizer_module);
+    lua::register_submodule("dist", lua::open_dist_module);
   });
 }
 

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -71,13 +72,22 @@ void MetricsWriter::write(long long step, const std::map<std::string, double>& v
   std::fflush(file_);
 }
 
-RunDir RunDir::create(const std::string& runs_root, const std::string& name, const std::string& out) {
+RunDir RunDir::create(const std::string& runs_root, const std::string& name, const std::string& out, int rank) {
   RunDir r;
-  r.path_ = out.empty() ? str(runs_root, "/", name, "-", timestamp("%Y%m%d-%H%M%S")) : out;
+  r.rank_ = rank;
+  const char* stamp = std::getenv("MATHRL_RUN_STAMP");
+  r.path_ = out.empty() ? str(runs_root, "/", name, "-", stamp && *stamp ? stamp : timestamp("%Y%m%d-%H%M%S")) : out;
   std::error_code ec;
   std::filesystem::create_directories(r.path_ + "/checkpoints", ec);
   if (ec) throw Error(str(r.path_, ": cannot create run directory: ", ec.message()));
   return r;
+}
+
+std::string RunDir::rank_file(const std::string& name) const {
+  if (rank_ == 0) return file(name);
+  auto dot = name.rfind('.');
+  std::string suffix = str(".rank", rank_);
+  return file(dot == std::string::npos ? name + suffix : name.substr(0, dot) + suffix + name.substr(dot));
 }
 
 std::string format_duration(double s) {

@@ -45,13 +45,19 @@ class MetricsWriter {
 // Holds recipe.resolved.lua, log.txt, metrics.jsonl and checkpoints/.
 class RunDir {
  public:
-  static RunDir create(const std::string& runs_root, const std::string& name, const std::string& out);
+  // `rank` > 0 (data-parallel workers) share rank 0's directory; their per-rank files get a suffix.
+  // The time stamp comes from $MATHRL_RUN_STAMP when set (mathrl launch sets it so every rank agrees).
+  static RunDir create(const std::string& runs_root, const std::string& name, const std::string& out, int rank = 0);
   const std::string& path() const { return path_; }
   std::string file(const std::string& name) const { return path_ + "/" + name; }
+  // "log.txt" -> "log.txt" on rank 0, "log.rank3.txt" on rank 3.
+  std::string rank_file(const std::string& name) const;
+  int rank() const { return rank_; }
   std::string checkpoints() const { return path_ + "/checkpoints"; }
 
  private:
   std::string path_;
+  int rank_ = 0;
 };
 
 // Progress with rate and ETA: a redrawn bar when stderr is a terminal, plain lines otherwise

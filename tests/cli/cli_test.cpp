@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <unistd.h>
 
 #include "support/test_support.h"
 
@@ -115,4 +116,30 @@ TEST(Cli, TokenizerModuleFromARecipe) {
   EXPECT_NE(r.out.find("bad ids\tfalse\t"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("bad argument #2 to 'tokenizer:decode'"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("unknown option 'vocab_sise' (did you mean 'vocab_size'?)"), std::string::npos) << r.out;
+}
+
+namespace {
+// A port per test process, so parallel ctest runs do not collide.
+std::string free_port(int offset) { return std::to_string(20000 + (::getpid() * 7 + offset) % 20000); }
+}  // namespace
+
+TEST(Cli, LaunchRunsRanksOverGloo) {
+  TempDir dir;
+  auto r = run_mathrl({"launch", "--nproc-per-node", "3", "--master-port", free_port(1), "--", "run",
+                       fixture("recipes/dist_script.lua"), "--out", dir.file("run")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (int rank = 0; rank < 3; ++rank)
+    EXPECT_NE(r.out.find("rank " + std::to_string(rank) + "/3 backend gloo sum 6 5 max 2"), std::string::npos) << r.out;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("run/metrics.jsonl")));
+  EXPECT_TRUE(std::filesystem::exists(dir.file("run/metrics.rank2.jsonl")));
+  EXPECT_TRUE(std::filesystem::exists(dir.file("run/log.rank1.txt")));
+}
+
+TEST(Cli, LaunchEndsTheJobWhenARankFailsAndNamesIt) {
+  TempDir dir;
+  auto r = run_mathrl({"launch", "--nproc-per-node", "2", "--master-port", free_port(2), "--grace", "2", "--", "run",
+                       fixture("recipes/dist_script.lua"), "--out", dir.file("run"), "--set", "params.fail_rank=1"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("job failed: rank 1 failed first: script main:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("rank 1 fails on purpose"), std::string::npos) << r.err;
 }

@@ -1,0 +1,169 @@
+// The c10d headers compile their Gloo/NCCL parts only when these are defined (set here, not on the
+// command line, so the shared torch PCH stays valid for this file).
+#define USE_C10D_GLOO
+#ifdef MATHRL_DIST_NCCL
+#define USE_C10D_NCCL
+#endif
+#include "dist/process_group.h"
+
+#include <cstdlib>
+
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef MATHRL_DIST_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+#include <torch/cuda.h>
+
+#include "common/error.h"
+#include "common/strings.h"
+
+namespace mathrl::dist {
+
+namespace {
+
+const char* env(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : nullptr;
+}
+
+int env_int(const char* name, int fallback) {
+  const char* v = env(name);
+  if (!v) return fallback;
+  char* end = nullptr;
+  long x = std::strtol(v, &end, 10);
+  if (*end != '\0' || x < 0 || x > 1 << 24) throw UsageError(str("environment variable ", name, "='", v, "' is not a count"));
+  return static_cast<int>(x);
+}
+
+}  // namespace
+
+Rendezvous rendezvous_from_env() {
+  Rendezvous rv;
+  if (env("WORLD_SIZE") || env("RANK")) {
+    rv.source = "env";
+    rv.world_size = env_int("WORLD_SIZE", 1);
+    rv.rank = env_int("RANK", 0);
+    rv.local_rank = env_int("LOCAL_RANK", rv.rank);
+  } else if (env("SLURM_NTASKS") && env("SLURM_PROCID")) {
+    rv.source = "slurm";
+    rv.world_size = env_int("SLURM_NTASKS", 1);
+    rv.rank = env_int("SLURM_PROCID", 0);
+    rv.local_rank = env_int("SLURM_LOCALID", 0);
+  }
+  if (rv.world_size < 1) throw UsageError("WORLD_SIZE must be at least 1");
+  if (rv.rank >= rv.world_size)
+    throw UsageError(str("RANK ", rv.rank, " is outside WORLD_SIZE ", rv.world_size));
+  if (const char* addr = env("MASTER_ADDR")) rv.master_addr = addr;
+  else if (rv.world_size > 1 && rv.source == "env")
+    throw UsageError("MASTER_ADDR is not set (needed with WORLD_SIZE > 1; torchrun and mathrl launch set it)");
+  rv.master_port = env_int("MASTER_PORT", rv.master_port);
+  return rv;
+}
+
+Backend parse_backend(const std::string& name) {
+  if (name == "auto") return Backend::Auto;
+  if (name == "gloo") return Backend::Gloo;
+  if (name == "nccl") return Backend::Nccl;
+  throw UsageError(str("unknown distributed backend '", name, "' (expected auto, gloo or nccl)",
+                       did_you_mean(name, {"auto", "gloo", "nccl"})));
+}
+
+struct ProcessGroup::Impl {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::Backend> backend;
+};
+
+ProcessGroup::ProcessGroup(const Rendezvous& rv) : rv_(rv), impl_(std::make_unique<Impl>()) {}
+ProcessGroup::~ProcessGroup() = default;
+
+std::shared_ptr<ProcessGroup> ProcessGroup::create(const Rendezvous& rv, Backend backend,
+                                                   std::chrono::milliseconds timeout) {
+  std::shared_ptr<ProcessGroup> pg(new ProcessGroup(rv));
+  if (rv.world_size == 1) return pg;
+  if (backend == Backend::Auto) backend = torch::cuda::is_available() ? Backend::Nccl : Backend::Gloo;
+  c10d::TCPStoreOptions opts;
+  opts.port = static_cast<uint16_t>(rv.master_port);
+  opts.isServer = rv.rank == 0;
+  opts.numWorkers = rv.world_size;
+  opts.timeout = timeout;
+  try {
+    pg->impl_->store = c10::make_intrusive<c10d::TCPStore>(rv.master_addr, opts);
+  } catch (const std::exception& e) {
+    throw Error(str("rank ", rv.rank, ": cannot reach the rendezvous at ", rv.master_addr, ":", rv.master_port, ": ",
+                    e.what()));
+  }
+  auto store = c10::make_intrusive<c10d::PrefixStore>("mathrl", pg->impl_->store);
+  if (backend == Backend::Gloo) {
+    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+    options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    pg->impl_->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rv.rank, rv.world_size, options);
+    pg->backend_name_ = "gloo";
+  } else {
+#ifdef MATHRL_DIST_NCCL
+    auto options = c10d::ProcessGroupNCCL::Options::create();
+    options->timeout = timeout;
+    pg->impl_->backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rv.rank, rv.world_size, options);
+    pg->backend_name_ = "nccl";
+#else
+    throw UsageError("this build of mathrl has no NCCL backend (built without CUDA); use --backend gloo");
+#endif
+  }
+  return pg;
+}
+
+namespace {
+void wait(const c10::intrusive_ptr<c10d::Work>& work, const ProcessGroup& pg, const char* what) {
+  try {
+    work->wait();
+  } catch (const std::exception& e) {
+    throw Error(str("rank ", pg.rank(), ": ", what, " failed (a peer died, hung past the timeout, or disagreed): ",
+                    e.what()));
+  }
+}
+}  // namespace
+
+void ProcessGroup::all_reduce_sum(at::Tensor& tensor) {
+  if (!impl_->backend) return;
+  std::vector<at::Tensor> t{tensor};
+  c10d::AllreduceOptions o;
+  o.reduceOp = c10d::ReduceOp::SUM;
+  wait(impl_->backend->allreduce(t, o), *this, "all_reduce");
+}
+
+void ProcessGroup::all_reduce_max(at::Tensor& tensor) {
+  if (!impl_->backend) return;
+  std::vector<at::Tensor> t{tensor};
+  c10d::AllreduceOptions o;
+  o.reduceOp = c10d::ReduceOp::MAX;
+  wait(impl_->backend->allreduce(t, o), *this, "all_reduce");
+}
+
+void ProcessGroup::broadcast(at::Tensor& tensor, int root) {
+  if (!impl_->backend) return;
+  std::vector<at::Tensor> t{tensor};
+  c10d::BroadcastOptions o;
+  o.rootRank = root;
+  wait(impl_->backend->broadcast(t, o), *this, "broadcast");
+}
+
+std::vector<at::Tensor> ProcessGroup::all_gather(const at::Tensor& tensor) {
+  if (!impl_->backend) return {tensor.clone()};
+  std::vector<at::Tensor> out;
+  for (int r = 0; r < world_size(); ++r) out.push_back(at::empty_like(tensor));
+  std::vector<std::vector<at::Tensor>> outputs{out};
+  std::vector<at::Tensor> inputs{tensor};
+  wait(impl_->backend->allgather(outputs, inputs), *this, "all_gather");
+  return outputs[0];
+}
+
+void ProcessGroup::barrier() {
+  if (!impl_->backend) return;
+  // A tiny all-reduce works as a barrier on every backend and respects the timeout.
+  at::Tensor t = at::zeros({1}, backend_name_ == "nccl" ? at::TensorOptions().device(at::kCUDA, rv_.local_rank)
+                                                        : at::TensorOptions());
+  all_reduce_sum(t);
+}
+
+}  // namespace mathrl::dist
