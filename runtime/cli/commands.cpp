@@ -10,6 +10,7 @@
 #include "cli/run_cli.h"
 #include "cli/version_cli.h"
 #include "dist/launch.h"
+#include "eval/decontam.h"
 #include "tokenizer/tokenizer.h"
 #include "common/error.h"
 #include "common/strings.h"
@@ -48,6 +49,22 @@ const std::vector<Command>& commands() {
            {"field", Kind::String, "", "JSON field to read (default: text, or ids with --decode)", "NAME"},
        },
        run_tokenize},
+      {"decontam", "Remove training documents that overlap evaluation benchmarks (10-gram match).", "[FILE]",
+       "Reads JSONL documents from FILE or stdin and writes the clean ones (unchanged) to stdout or --out.\n"
+       "A document is removed when it shares an n-gram of normalized words with any question, answer or\n"
+       "solution of the named benchmarks; benchmark texts shorter than n words must appear whole. The report\n"
+       "(kept, removed, removed per benchmark) goes to stderr; --removed lists the removed lines.",
+       0, 1,
+       {
+           {"bench", Kind::String, "gsm8k,math", "benchmarks to decontaminate against (comma-separated)", "NAMES"},
+           {"data-dir", Kind::String, "../shared/data", "where the benchmark files are", "DIR"},
+           {"field", Kind::String, "text", "JSON field holding the document text", "NAME"},
+           {"raw", Kind::Flag, "", "input lines are plain text, not JSON"},
+           {"ngram", Kind::Int, "10", "n-gram length in words", "N"},
+           {"out", Kind::String, "", "write clean documents here instead of stdout", "FILE"},
+           {"removed", Kind::String, "", "write {line, benchmark} for each removed document here", "FILE"},
+       },
+       run_decontam},
       {"launch", "Start N ranks of a command with torchrun's environment and supervise them.", "-- COMMAND...",
        "Each rank runs this binary with COMMAND (for example: mathrl launch --nproc-per-node 2 -- run R.lua)\n"
        "and RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set. When a rank fails, the others get SIGTERM,\n"

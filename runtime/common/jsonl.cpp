@@ -45,7 +45,8 @@ bool LineReader::next(std::string& line) {
 
 rapidjson::Document parse_json(std::string_view text, const std::string& where) {
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
+  // NaN/Infinity are accepted as Python's json module writes them (some shared data files have them).
+  doc.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseNanAndInfFlag>(text.data(), text.size());
   if (doc.HasParseError())
     throw DataError(str(where, ": invalid JSON at offset ", doc.GetErrorOffset(), ": ",
                         rapidjson::GetParseError_En(doc.GetParseError())));
