@@ -222,7 +222,8 @@ std::vector<std::string> benchmark_names() {
   return names;
 }
 
-std::vector<Problem> load_benchmark(const std::string& name, const std::string& data_dir, const std::string& path) {
+std::vector<Problem> load_benchmark(const std::string& name, const std::string& data_dir, const std::string& path,
+                                    bool skip_malformed) {
   const Entry* entry = nullptr;
   for (const auto& e : entries())
     if (e.info.name == name) entry = &e;
@@ -234,9 +235,15 @@ std::vector<Problem> load_benchmark(const std::string& name, const std::string& 
   while (reader.next(line)) {
     if (trim(line).empty()) continue;
     std::string where = str(file, ":", reader.line_number());
-    rapidjson::Document doc = parse_json(line, where);
-    if (!doc.IsObject()) throw DataError(str(where, ": expected a JSON object"));
-    Problem p = entry->adapt(doc, where);
+    Problem p;
+    try {
+      rapidjson::Document doc = parse_json(line, where);
+      if (!doc.IsObject()) throw DataError(str(where, ": expected a JSON object"));
+      p = entry->adapt(doc, where);
+    } catch (const DataError&) {
+      if (skip_malformed) continue;
+      throw;
+    }
     if (p.id.empty()) p.id = str(name, "/", problems.size());
     problems.push_back(std::move(p));
   }

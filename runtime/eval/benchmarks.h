@@ -27,8 +27,10 @@ const std::vector<BenchmarkInfo>& benchmarks();
 std::vector<std::string> benchmark_names();
 
 // Loads a benchmark; `path` overrides <data_dir>/<file>. Throws UsageError for an unknown name
-// (naming the closest one) and DataError (file:line) for a malformed record.
-std::vector<Problem> load_benchmark(const std::string& name, const std::string& data_dir, const std::string& path = "");
+// (naming the closest one) and DataError (file:line) for a malformed record, unless
+// `skip_malformed` (used for training splits, which have a few records with an empty \boxed{}).
+std::vector<Problem> load_benchmark(const std::string& name, const std::string& data_dir, const std::string& path = "",
+                                    bool skip_malformed = false);
 
 // The content of the last \boxed{...} (balanced braces; also "\boxed 5"), or "" when there is none.
 std::string last_boxed(const std::string& text);
