@@ -1,0 +1,252 @@
+#include "model/transformer.h"
+
+#include <cmath>
+
+#include "common/error.h"
+
+namespace mathrl::model {
+
+namespace {
+
+at::Tensor rotate_half(const at::Tensor& x) {
+  int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+// x [B, heads, T, D]; cos/sin [B, T, D] float32.
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  at::Tensor c = cos.unsqueeze(1).to(x.scalar_type()), s = sin.unsqueeze(1).to(x.scalar_type());
+  return x * c + rotate_half(x) * s;
+}
+
+double yarn_correction_dim(double rotations, int64_t dim, double base, double max_pos) {
+  return (dim * std::log(max_pos / (rotations * 2 * M_PI))) / (2 * std::log(base));
+}
+
+}  // namespace
+
+// ---- rotary embeddings ---------------------------------------------------------------------
+
+RotaryEmbedding::RotaryEmbedding(const ModelConfig& c) {
+  const int64_t dim = c.head_size();
+  at::Tensor exponents = at::arange(0, dim, 2, at::kDouble) / static_cast<double>(dim);
+  at::Tensor pos_freqs = at::pow(c.rope_theta, exponents);
+  at::Tensor inv = 1.0 / pos_freqs;
+  const RopeScaling& r = c.rope_scaling;
+  if (r.type == "linear") {
+    inv = inv / r.factor;
+  } else if (r.type == "llama3") {
+    double old_len = static_cast<double>(r.original_max_position_embeddings > 0 ? r.original_max_position_embeddings
+                                                                                : c.max_position_embeddings);
+    double low_wavelen = old_len / r.low_freq_factor, high_wavelen = old_len / r.high_freq_factor;
+    at::Tensor wavelen = 2 * M_PI / inv;
+    at::Tensor scaled = at::where(wavelen > low_wavelen, inv / r.factor, inv);
+    at::Tensor smooth = (old_len / wavelen - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+    at::Tensor smoothed = (1 - smooth) * scaled / r.factor + smooth * scaled;
+    at::Tensor medium = (wavelen >= high_wavelen).logical_and(wavelen <= low_wavelen);
+    inv = at::where(medium, smoothed, scaled);
+  } else if (r.type == "yarn") {
+    double max_pos = static_cast<double>(r.original_max_position_embeddings > 0 ? r.original_max_position_embeddings
+                                                                                : c.max_position_embeddings);
+    attention_factor_ = r.attention_factor > 0 ? r.attention_factor : 0.1 * std::log(r.factor) + 1.0;
+    double low = std::floor(yarn_correction_dim(r.beta_fast, dim, c.rope_theta, max_pos));
+    double high = std::ceil(yarn_correction_dim(r.beta_slow, dim, c.rope_theta, max_pos));
+    low = std::max(low, 0.0);
+    high = std::min(high, static_cast<double>(dim - 1));
+    if (low == high) high += 0.001;
+    at::Tensor ramp = ((at::arange(dim / 2, at::kDouble) - low) / (high - low)).clamp(0, 1);
+    at::Tensor extrapolation_factor = 1 - ramp;
+    at::Tensor interpolation = 1.0 / (r.factor * pos_freqs);
+    inv = interpolation * (1 - extrapolation_factor) + inv * extrapolation_factor;
+  }
+  inv_freq_ = inv.to(at::kFloat);
+}
+
+std::pair<at::Tensor, at::Tensor> RotaryEmbedding::cos_sin(const at::Tensor& positions) const {
+  at::Tensor inv = inv_freq_.to(positions.device());
+  at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv;  // [..., D/2]
+  at::Tensor emb = at::cat({freqs, freqs}, -1);
+  return {emb.cos() * attention_factor_, emb.sin() * attention_factor_};
+}
+
+// ---- layers ------------------------------------------------------------------------------
+
+RMSNormImpl::RMSNormImpl(int64_t size, double eps) : eps_(eps) {
+  weight = register_parameter("weight", torch::ones({size}));
+}
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  at::Tensor h = x.to(at::kFloat);
+  h = h * at::rsqrt(h.pow(2).mean(-1, true) + eps_);
+  return weight * h.to(x.scalar_type());
+}
+
+AttentionImpl::AttentionImpl(const ModelConfig& c)
+    : heads_(c.num_attention_heads), kv_heads_(c.num_key_value_heads), head_dim_(c.head_size()) {
+  auto lin = [&](int64_t in, int64_t out, bool bias) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias)); };
+  q_proj = register_module("q_proj", lin(c.hidden_size, heads_ * head_dim_, c.attention_bias));
+  k_proj = register_module("k_proj", lin(c.hidden_size, kv_heads_ * head_dim_, c.attention_bias));
+  v_proj = register_module("v_proj", lin(c.hidden_size, kv_heads_ * head_dim_, c.attention_bias));
+  o_proj = register_module("o_proj", lin(heads_ * head_dim_, c.hidden_size, false));
+}
+
+at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                  const at::Tensor& attn_mask) {
+  const int64_t B = x.size(0), T = x.size(1);
+  at::Tensor q = q_proj(x).view({B, T, heads_, head_dim_}).transpose(1, 2);
+  at::Tensor k = k_proj(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
+  at::Tensor v = v_proj(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
+  q = apply_rope(q, cos, sin);
+  k = apply_rope(k, cos, sin);
+  at::Tensor out = at::scaled_dot_product_attention(q, k, v, attn_mask.defined() ? std::optional<at::Tensor>(attn_mask) : std::nullopt,
+                                                    0.0, !attn_mask.defined(), std::nullopt, kv_heads_ != heads_);
+  return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * head_dim_}));
+}
+
+at::Tensor AttentionImpl::forward_cached(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                         const at::Tensor& positions, const at::Tensor& slots, at::Tensor& k_cache,
+                                         at::Tensor& v_cache) {
+  const int64_t B = x.size(0), T = x.size(1);
+  at::Tensor q = apply_rope(q_proj(x).view({B, T, heads_, head_dim_}).transpose(1, 2), cos, sin);
+  at::Tensor k = apply_rope(k_proj(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2), cos, sin);
+  at::Tensor v = v_proj(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
+  // Write the new keys/values at (slot, position): cache viewed as [slots, max_len, kv_heads, D].
+  at::Tensor slot_index = slots.unsqueeze(1).expand({B, T});
+  k_cache.permute({0, 2, 1, 3}).index_put_({slot_index, positions}, k.transpose(1, 2).to(k_cache.scalar_type()));
+  v_cache.permute({0, 2, 1, 3}).index_put_({slot_index, positions}, v.transpose(1, 2).to(v_cache.scalar_type()));
+  // Attend over the slot's positions 0..max(position) with a per-row causal mask.
+  int64_t span = positions.max().item<int64_t>() + 1;
+  at::Tensor keys = k_cache.index_select(0, slots).narrow(2, 0, span).to(q.scalar_type());
+  at::Tensor values = v_cache.index_select(0, slots).narrow(2, 0, span).to(q.scalar_type());
+  at::Tensor key_pos = at::arange(span, positions.options()).view({1, 1, 1, span});
+  at::Tensor mask = key_pos <= positions.view({B, 1, T, 1});
+  at::Tensor out = at::scaled_dot_product_attention(q, keys, values, mask, 0.0, false, std::nullopt, kv_heads_ != heads_);
+  return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * head_dim_}));
+}
+
+MLPImpl::MLPImpl(int64_t hidden, int64_t intermediate) {
+  auto lin = [](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); };
+  gate_proj = register_module("gate_proj", lin(hidden, intermediate));
+  up_proj = register_module("up_proj", lin(hidden, intermediate));
+  down_proj = register_module("down_proj", lin(intermediate, hidden));
+}
+
+at::Tensor MLPImpl::forward(const at::Tensor& x) { return down_proj(at::silu(gate_proj(x)) * up_proj(x)); }
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
+  self_attn = register_module("self_attn", Attention(c));
+  mlp = register_module("mlp", MLP(c.hidden_size, c.intermediate_size));
+  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+DecoderBodyImpl::DecoderBodyImpl(const ModelConfig& c) {
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c));
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+// ---- decoder -----------------------------------------------------------------------------
+
+DecoderImpl::DecoderImpl(const ModelConfig& config) : config_(config), rope_(config) {
+  config_.validate();
+  model = register_module("model", DecoderBody(config_));
+  if (!config_.tie_word_embeddings)
+    lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(config_.hidden_size, config_.vocab_size).bias(false)));
+}
+
+at::Tensor DecoderImpl::hidden_states(const at::Tensor& ids, const at::Tensor& positions_in, const at::Tensor& document_ids) {
+  MATHRL_CHECK(ids.dim() == 2, "ids must be [B, T], got ", ids.sizes());
+  const int64_t B = ids.size(0), T = ids.size(1);
+  at::Tensor positions = positions_in.defined() ? positions_in : at::arange(T, ids.options()).unsqueeze(0).expand({B, T});
+  auto [cos, sin] = rope_.cos_sin(positions);
+  at::Tensor mask;
+  if (document_ids.defined()) {
+    at::Tensor same = document_ids.unsqueeze(2) == document_ids.unsqueeze(1);  // [B, T, T]
+    at::Tensor causal = at::ones({T, T}, ids.options().dtype(at::kBool)).tril();
+    mask = same.logical_and(causal).unsqueeze(1);
+  }
+  at::Tensor h = model->embed_tokens(ids);
+  for (const auto& m : *model->layers) {
+    auto layer = m->as<DecoderLayerImpl>();
+    h = h + layer->self_attn->forward(layer->input_layernorm(h), cos, sin, mask);
+    h = h + layer->mlp(layer->post_attention_layernorm(h));
+  }
+  return model->norm(h);
+}
+
+at::Tensor DecoderImpl::forward_cached(const at::Tensor& ids, const at::Tensor& positions, const at::Tensor& slots,
+                                       KvCache& cache) {
+  MATHRL_CHECK(ids.dim() == 2 && positions.sizes() == ids.sizes() && slots.dim() == 1 && slots.size(0) == ids.size(0),
+               "forward_cached: ids and positions [B, T], slots [B]");
+  MATHRL_CHECK(static_cast<int64_t>(cache.k.size()) == config_.num_hidden_layers, "cache has the wrong number of layers");
+  auto [cos, sin] = rope_.cos_sin(positions);
+  at::Tensor h = model->embed_tokens(ids);
+  size_t i = 0;
+  for (const auto& m : *model->layers) {
+    auto layer = m->as<DecoderLayerImpl>();
+    h = h + layer->self_attn->forward_cached(layer->input_layernorm(h), cos, sin, positions, slots, cache.k[i], cache.v[i]);
+    h = h + layer->mlp(layer->post_attention_layernorm(h));
+    ++i;
+  }
+  return model->norm(h);
+}
+
+at::Tensor DecoderImpl::lm_head_weight() const {
+  return config_.tie_word_embeddings ? model->embed_tokens->weight : lm_head->weight;
+}
+
+at::Tensor DecoderImpl::logits(const at::Tensor& hidden) { return at::matmul(hidden, lm_head_weight().t()); }
+
+void DecoderImpl::add_value_head() {
+  if (has_value_head()) return;
+  value_head = register_module("score", torch::nn::Linear(torch::nn::LinearOptions(config_.hidden_size, 1).bias(false)));
+  auto p = model->embed_tokens->weight;
+  value_head->to(p.device(), p.scalar_type());
+}
+
+at::Tensor DecoderImpl::values(const at::Tensor& hidden) {
+  MATHRL_CHECK(has_value_head(), "this model has no value head (add_value_head)");
+  return value_head(hidden).squeeze(-1);
+}
+
+KvCache KvCache::allocate(const ModelConfig& c, int64_t slots, int64_t max_len, at::ScalarType dtype, at::Device device) {
+  KvCache cache;
+  cache.slots = slots;
+  cache.max_len = max_len;
+  auto opts = at::TensorOptions().dtype(dtype).device(device);
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    cache.k.push_back(at::zeros({slots, c.num_key_value_heads, max_len, c.head_size()}, opts));
+    cache.v.push_back(at::zeros({slots, c.num_key_value_heads, max_len, c.head_size()}, opts));
+  }
+  return cache;
+}
+
+void KvCache::copy_prefix(int64_t src, int64_t dst, int64_t len) {
+  if (src == dst || len == 0) return;
+  for (size_t i = 0; i < k.size(); ++i) {
+    k[i][dst].narrow(1, 0, len).copy_(k[i][src].narrow(1, 0, len));
+    v[i][dst].narrow(1, 0, len).copy_(v[i][src].narrow(1, 0, len));
+  }
+}
+
+size_t KvCache::bytes() const {
+  size_t total = 0;
+  for (size_t i = 0; i < k.size(); ++i) total += k[i].nbytes() + v[i].nbytes();
+  return total;
+}
+
+Decoder random_decoder(const ModelConfig& config, uint64_t seed, at::ScalarType dtype, at::Device device) {
+  torch::manual_seed(seed);
+  Decoder d(config);
+  torch::NoGradGuard no_grad;
+  for (auto& p : d->named_parameters()) {
+    if (p.key().find("norm") != std::string::npos) p.value().fill_(1.0);
+    else p.value().normal_(0.0, 0.02);
+  }
+  d->to(device, dtype);
+  return d;
+}
+
+}  // namespace mathrl::model

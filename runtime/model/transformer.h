@@ -1,0 +1,133 @@
+// LLaMA-family decoder (LLaMA 1-3, DeepSeekMath/DeepSeek LLaMA-style, Qwen2): RMSNorm, rotary
+// embeddings (default, linear, llama3, yarn), SwiGLU MLP, multi-head or grouped-query attention
+// through scaled_dot_product_attention (flash kernels on GPU), optional q/k/v bias, tied or untied
+// embeddings, and an optional scalar head for reward models and critics.
+//
+// Parameter names equal Hugging Face's (model.layers.0.self_attn.q_proj.weight, lm_head.weight), so
+// checkpoints map one to one.
+//
+// Two ways in:
+//  * hidden_states(ids): whole sequences, causal (optionally per-document masking for packed
+//    training data). For training and scoring.
+//  * forward_cached(ids, positions, slots, cache): new tokens of sequences that live in KV-cache
+//    slots; writes their keys/values and attends to everything earlier in the slot. For sampling.
+// Neither returns logits: logits(hidden) does, and RL scores tokens through
+// kernels/token_logprobs.h on the LM head so full fp32 logits never exist.
+#pragma once
+#include <optional>
+
+#include <torch/torch.h>
+
+#include "model/config.h"
+
+namespace mathrl::model {
+
+// Preallocated keys and values: per layer [slots, kv_heads, max_len, head_dim].
+struct KvCache {
+  std::vector<at::Tensor> k, v;
+  int64_t slots = 0, max_len = 0;
+  static KvCache allocate(const ModelConfig& config, int64_t slots, int64_t max_len, at::ScalarType dtype,
+                          at::Device device);
+  // Copies positions [0, len) of slot `src` into slot `dst` (samples of one prompt share its prefill).
+  void copy_prefix(int64_t src, int64_t dst, int64_t len);
+  size_t bytes() const;
+};
+
+class RotaryEmbedding {
+ public:
+  explicit RotaryEmbedding(const ModelConfig& config);
+  // cos, sin for positions [..] -> [.., head_dim] in float32 (yarn's attention factor included).
+  std::pair<at::Tensor, at::Tensor> cos_sin(const at::Tensor& positions) const;
+  const at::Tensor& inv_freq() const { return inv_freq_; }
+
+ private:
+  at::Tensor inv_freq_;  // [head_dim / 2] float32, CPU; moved to the positions' device on use
+  double attention_factor_ = 1.0;
+};
+
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t size, double eps);
+  at::Tensor forward(const at::Tensor& x);
+  at::Tensor weight;
+
+ private:
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  explicit AttentionImpl(const ModelConfig& c);
+  // x [B, T, H]; cos/sin [B, T, D]; attn_mask: undefined (causal) or bool [B, 1, T, S].
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& attn_mask);
+  at::Tensor forward_cached(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& positions,
+                            const at::Tensor& slots, at::Tensor& k_cache, at::Tensor& v_cache);
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+
+ private:
+  int64_t heads_, kv_heads_, head_dim_;
+};
+TORCH_MODULE(Attention);
+
+class MLPImpl : public torch::nn::Module {
+ public:
+  MLPImpl(int64_t hidden, int64_t intermediate);
+  at::Tensor forward(const at::Tensor& x);
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(MLP);
+
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  explicit DecoderLayerImpl(const ModelConfig& c);
+  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+  Attention self_attn{nullptr};
+  MLP mlp{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+// "model." in Hugging Face's names.
+class DecoderBodyImpl : public torch::nn::Module {
+ public:
+  explicit DecoderBodyImpl(const ModelConfig& c);
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers;
+  RMSNorm norm{nullptr};
+};
+TORCH_MODULE(DecoderBody);
+
+class DecoderImpl : public torch::nn::Module {
+ public:
+  explicit DecoderImpl(const ModelConfig& config);
+
+  // ids [B, T] int64. positions [B, T] (default 0..T-1). document_ids [B, T]: when given, a token
+  // attends only to earlier tokens of the same document (packed training sequences).
+  at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& positions = {}, const at::Tensor& document_ids = {});
+  at::Tensor forward_cached(const at::Tensor& ids, const at::Tensor& positions, const at::Tensor& slots, KvCache& cache);
+  at::Tensor logits(const at::Tensor& hidden);
+  at::Tensor lm_head_weight() const;
+
+  // Adds the scalar head ("score", Linear(hidden, 1)) used by reward models and critics.
+  void add_value_head();
+  bool has_value_head() const { return !value_head.is_empty(); }
+  at::Tensor values(const at::Tensor& hidden);  // [B, T]
+
+  const ModelConfig& config() const { return config_; }
+
+  DecoderBody model{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // absent when embeddings are tied
+  torch::nn::Linear value_head{nullptr};
+
+ private:
+  ModelConfig config_;
+  RotaryEmbedding rope_;
+};
+TORCH_MODULE(Decoder);
+
+// A random-initialized decoder (normal(0, 0.02) weights, unit norms), as from-scratch models and
+// benchmarks start.
+Decoder random_decoder(const ModelConfig& config, uint64_t seed, at::ScalarType dtype = at::kFloat,
+                       at::Device device = at::kCPU);
+
+}  // namespace mathrl::model
