@@ -11,6 +11,7 @@
 #include "cli/version_cli.h"
 #include "dist/launch.h"
 #include "eval/decontam.h"
+#include "model/logprobs.h"
 #include "tokenizer/tokenizer.h"
 #include "common/error.h"
 #include "common/strings.h"
@@ -33,6 +34,19 @@ const std::vector<Command>& commands() {
            {"resume", Kind::String, "", "resume from a run directory or checkpoint", "PATH"},
        },
        run_recipe},
+      {"logprobs", "Score token sequences: log p(next token | prefix) under a model.", "[FILE]",
+       "Reads JSONL {\"ids\": [...]} lines from FILE or stdin; writes {\"logprobs\": [...]} with len(ids)-1 values\n"
+       "per line, in order. The model directory holds config.json and model.safetensors (or shards) in\n"
+       "Hugging Face layout. A bad line (id outside the vocabulary, empty, longer than the context) stops with\n"
+       "an error naming it.",
+       0, 1,
+       {
+           {"model", Kind::String, "", "model directory (required)", "DIR"},
+           {"device", Kind::String, "cpu", "cpu, cuda, cuda:N or auto", "DEV"},
+           {"dtype", Kind::String, "float32", "float32, bfloat16 or float16", "TYPE"},
+           {"batch-tokens", Kind::Int, "8192", "tokens per forward pass (sequences are batched up to this)", "N"},
+       },
+       run_logprobs},
       {"tokenize", "Encode JSONL text to token ids, or decode ids back to text (--decode).", "[FILE]",
        "Reads FILE (or stdin) line by line: {\"text\": ...} objects (raw lines with --raw); writes one\n"
        "{\"ids\": [...]} line per input line, in order. Special tokens written in the text are recognized as the\n"
