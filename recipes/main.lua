@@ -1,8 +1,10 @@
 -- The main job on its small built-in default (CPU, well under a minute).
 -- Until the packaged base -> instruct -> RL pipeline lands (see the issues), it runs the pieces
 -- that exist on real data: it trains a SentencePiece vocabulary (digits split, as DeepSeekMath
--- does) on GSM8K training text, then measures it on the GSM8K test set against the reference
--- tokenizers in ../shared/tokenizers. Run: build/mathrl run recipes/main.lua
+-- does) on GSM8K training text, measures it on the GSM8K test set against the reference
+-- tokenizers in ../shared/tokenizers, then builds a small LLaMA-style model on that vocabulary,
+-- scores the test problems with it (an untrained model sits near log(1/V) per token), and saves it
+-- in Hugging Face layout. Run: build/mathrl run recipes/main.lua
 local data = require "data"
 
 return mathrl.script {
@@ -12,6 +14,8 @@ return mathrl.script {
     train_records = 2000,
     test_records = 300,
     vocab_size = 2000,
+    model = { hidden_size = 128, intermediate_size = 344, num_hidden_layers = 4, num_attention_heads = 4,
+              num_key_value_heads = 2, max_position_embeddings = 1024 },
   },
   main = function(run)
     local p = run.params
@@ -47,5 +51,22 @@ return mathrl.script {
     local pieces = {}
     for j, id in ipairs(trained:encode(sample)) do pieces[j] = trained:id_to_token(id) end
     print("\nfirst test question, as the trained vocabulary splits it:\n" .. table.concat(pieces, " "))
+
+    local config = { vocab_size = trained:vocab_size(), bos_token_id = trained.bos, eos_token_id = trained.eos }
+    for k, v in pairs(p.model) do config[k] = v end
+    local model = mathrl.model.new(config, 1)
+    local total, count = 0, 0
+    for i = 1, math.min(#test, 50) do
+      local ids = trained:encode(test[i].question)
+      for _, lp in ipairs(model:logprobs(ids)) do total, count = total + lp, count + 1 end
+    end
+    local c = model:config()
+    print(string.format("\nmodel: %d layers, hidden %d, %d heads (%d kv), %.2fM parameters",
+      c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.num_key_value_heads, model:parameter_count() / 1e6))
+    print(string.format("untrained mean log-prob per token on %d test questions: %.3f (log 1/V = %.3f)",
+      math.min(#test, 50), total / count, -math.log(trained:vocab_size())))
+    run.metric(0, { untrained_logprob = total / count, parameters = model:parameter_count() })
+    model:save(run.dir .. "/model")
+    run.log("saved the model to " .. run.dir .. "/model (Hugging Face layout)")
   end,
 }

@@ -5,6 +5,7 @@
 #include "recipe.h"
 #include "script_stage.h"
 #include "modules/dist_module.h"
+#include "modules/model_module.h"
 #include "modules/tokenizer_module.h"
 
 namespace mathrl::cli {
@@ -15,6 +16,7 @@ void register_builtin_stages() {
     lua::register_stage(lua::script_stage());
     lua::register_submodule("tokenizer", lua::open_tokenizer_module);
     lua::register_submodule("dist", lua::open_dist_module);
+    lua::register_submodule("model", lua::open_model_module);
   });
 }
 

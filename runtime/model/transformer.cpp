@@ -2,6 +2,9 @@
 
 #include <cmath>
 
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#include <ATen/CPUGeneratorImpl.h>
+
 #include "common/error.h"
 
 namespace mathrl::model {
@@ -238,14 +241,17 @@ size_t KvCache::bytes() const {
 }
 
 Decoder random_decoder(const ModelConfig& config, uint64_t seed, at::ScalarType dtype, at::Device device) {
-  torch::manual_seed(seed);
   Decoder d(config);
+  // Move first, then fill: a 7B model is never materialized in float32 on the host.
+  d->to(device, dtype);
   torch::NoGradGuard no_grad;
+  at::Generator gen = device.is_cuda() ? at::cuda::detail::createCUDAGenerator(device.index())
+                                       : at::detail::createCPUGenerator(seed);
+  gen.set_current_seed(seed);
   for (auto& p : d->named_parameters()) {
     if (p.key().find("norm") != std::string::npos) p.value().fill_(1.0);
-    else p.value().normal_(0.0, 0.02);
+    else p.value().normal_(0.0, 0.02, gen);
   }
-  d->to(device, dtype);
   return d;
 }
 
