@@ -150,6 +150,46 @@ DecoderBodyImpl::DecoderBodyImpl(const ModelConfig& c) {
   norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
 }
 
+// ---- activation checkpointing ---------------------------------------------------------------
+
+namespace {
+
+at::Tensor run_layer(DecoderLayerImpl& layer, const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
+                     const at::Tensor& mask) {
+  at::Tensor x = h + layer.self_attn->forward(layer.input_layernorm(h), cos, sin, mask);
+  return x + layer.mlp(layer.post_attention_layernorm(x));
+}
+
+// Runs a layer without keeping its activations; backward recomputes it with grad enabled and
+// backpropagates through the recomputation, which also accumulates the layer's parameter grads.
+class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& h, int64_t layer_address,
+                            const at::Tensor& cos, const at::Tensor& sin, const std::optional<at::Tensor>& mask) {
+    ctx->save_for_backward({h, cos, sin});
+    ctx->saved_data["layer"] = layer_address;
+    ctx->saved_data["mask"] = mask;
+    at::NoGradGuard no_grad;
+    return run_layer(*reinterpret_cast<DecoderLayerImpl*>(layer_address), h, cos, sin, mask.value_or(at::Tensor()));
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
+    at::Tensor h = saved[0].detach().requires_grad_(true);
+    at::Tensor out;
+    {
+      at::AutoGradMode grad_mode(true);
+      at::IValue mask = ctx->saved_data["mask"];
+      out = run_layer(*layer, h, saved[1], saved[2], mask.isNone() ? at::Tensor() : mask.toTensor());
+    }
+    torch::autograd::backward({out}, {grads[0]});
+    return {h.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
 // ---- decoder -----------------------------------------------------------------------------
 
 DecoderImpl::DecoderImpl(const ModelConfig& config) : config_(config), rope_(config) {
@@ -171,10 +211,12 @@ at::Tensor DecoderImpl::hidden_states(const at::Tensor& ids, const at::Tensor& p
     mask = same.logical_and(causal).unsqueeze(1);
   }
   at::Tensor h = model->embed_tokens(ids);
+  const bool checkpoint = checkpointing_ && at::GradMode::is_enabled() && is_training();
   for (const auto& m : *model->layers) {
     auto layer = m->as<DecoderLayerImpl>();
-    h = h + layer->self_attn->forward(layer->input_layernorm(h), cos, sin, mask);
-    h = h + layer->mlp(layer->post_attention_layernorm(h));
+    h = checkpoint ? CheckpointedLayer::apply(h, reinterpret_cast<int64_t>(layer), cos, sin,
+                                              mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt)
+                   : run_layer(*layer, h, cos, sin, mask);
   }
   return model->norm(h);
 }

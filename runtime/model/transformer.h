@@ -115,6 +115,11 @@ class DecoderImpl : public torch::nn::Module {
 
   const ModelConfig& config() const { return config_; }
 
+  // Activation checkpointing: keep only each layer's input during the forward pass and recompute
+  // the layer in backward (less memory for long sequences, one more forward's worth of compute).
+  void set_activation_checkpointing(bool on) { checkpointing_ = on; }
+  bool activation_checkpointing() const { return checkpointing_; }
+
   DecoderBody model{nullptr};
   torch::nn::Linear lm_head{nullptr};  // absent when embeddings are tied
   torch::nn::Linear value_head{nullptr};
@@ -122,6 +127,7 @@ class DecoderImpl : public torch::nn::Module {
  private:
   ModelConfig config_;
   RotaryEmbedding rope_;
+  bool checkpointing_ = false;
 };
 TORCH_MODULE(Decoder);
 

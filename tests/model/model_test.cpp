@@ -219,3 +219,22 @@ TEST(Model, LogprobsCli) {
   bad = test::run_mathrl({"logprobs", "--model", model_dir("qwen2_bias_tied"), "--dtype", "float33"}, "");
   EXPECT_EQ(bad.exit_code, 2);
 }
+
+TEST(Model, ActivationCheckpointingGivesTheSameGradients) {
+  Decoder m = load_decoder(model_dir("qwen2_bias_tied"));
+  m->train();
+  at::Tensor ids = torch::randint(0, m->config().vocab_size, {2, 12}, torch::kLong);
+  auto grads = [&](bool checkpointing) {
+    m->set_activation_checkpointing(checkpointing);
+    m->zero_grad();
+    at::Tensor logits = m->logits(m->hidden_states(ids));
+    at::Tensor loss = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), ids.reshape({-1}));
+    loss.backward();
+    std::vector<at::Tensor> out;
+    for (auto& p : m->parameters()) out.push_back(p.grad().clone());
+    return out;
+  };
+  auto plain = grads(false), checkpointed = grads(true);
+  ASSERT_EQ(plain.size(), checkpointed.size());
+  for (size_t i = 0; i < plain.size(); ++i) EXPECT_LT((plain[i] - checkpointed[i]).abs().max().item<double>(), 1e-6) << i;
+}
