@@ -12,6 +12,7 @@
 #include "dist/launch.h"
 #include "eval/decontam.h"
 #include "model/logprobs.h"
+#include "sampler/sampler_cli.h"
 #include "tokenizer/tokenizer.h"
 #include "common/error.h"
 #include "common/strings.h"
@@ -94,6 +95,59 @@ const std::vector<Command>& commands() {
            {"grace", Kind::Float, "10", "seconds between SIGTERM and SIGKILL when stopping ranks", "S"},
        },
        run_launch},
+      {"generate", "Sample completions for JSONL prompts with the batched rollout engine.", "[FILE]",
+       "Reads FILE (or stdin): one {\"prompt\": text} (encoded with the tokenizer's special tokens, e.g. BOS)\n"
+       "or {\"ids\": [...]} object per line. Writes one line per completion, ordered by prompt then sample:\n"
+       "{prompt_index, sample_index, text, ids, logprobs, finish_reason (eos|stop|length), prompt_tokens,\n"
+       "completion_tokens}. ids include the EOS or stop-completing token; text excludes the EOS and ends before a\n"
+       "stop string. logprobs are log_softmax(logits / T) over the whole vocabulary (T = 1 with --greedy).\n"
+       "Sample j of prompt i is seeded from (--seed, i, j): the same whatever the batch. A bad line (invalid\n"
+       "JSON or UTF-8, empty prompt, id out of range, prompt filling the context) stops with an error naming it.",
+       0, 1,
+       {
+           {"model", Kind::String, "", "Hugging Face checkpoint directory (required)", "DIR"},
+           {"tokenizer", Kind::String, "", "tokenizer file or directory (default: the model directory)", "PATH"},
+           {"n", Kind::Int, "1", "completions per prompt", "N"},
+           {"temperature", Kind::Float, "1.0", "sampling temperature (> 0)", "T"},
+           {"top-k", Kind::Int, "0", "keep the k most likely tokens (0 = off)", "K"},
+           {"top-p", Kind::Float, "1.0", "nucleus sampling mass (1 = off)", "P"},
+           {"min-p", Kind::Float, "0.0", "drop tokens below min-p times the top probability (0 = off)", "P"},
+           {"max-new-tokens", Kind::Int, "256", "completion length limit", "N"},
+           {"seed", Kind::Int, "0", "sampling seed", "N"},
+           {"greedy", Kind::Flag, "", "argmax decoding (ignores temperature and filters)"},
+           {"ignore-eos", Kind::Flag, "", "keep generating past EOS"},
+           {"stop", Kind::List, "", "stop string (repeatable)", "TEXT"},
+           {"device", Kind::String, "cpu", "cpu, cuda or cuda:N", "DEV"},
+           {"dtype", Kind::String, "", "float32, bfloat16 or float16 (default: bf16 on CUDA, fp32 on CPU)", "T"},
+           {"max-batch", Kind::Int, "256", "sequences decoded at once (capped by the KV-cache memory budget)", "N"},
+       },
+       sampler::run_generate},
+      {"bench", "Run a speed benchmark by name (generate).", "NAME",
+       "bench generate: random prompts (--prompts x --n samples, --prompt-len tokens, EOS ignored) through the\n"
+       "engine on --model DIR or a random-init LLaMA-style --preset (0.5b, 1.5b, tiny); prints one JSON line:\n"
+       "tokens/s, prefill/decode seconds, measured copy bandwidth and the fraction of the memory-bandwidth\n"
+       "roofline (weights + K/V bytes read per decode step / bandwidth, over the decode time).",
+       1, 1,
+       {
+           {"model", Kind::String, "", "checkpoint directory (default: a random --preset model)", "DIR"},
+           {"preset", Kind::String, "0.5b", "random-init model shape: 0.5b, 1.5b or tiny", "NAME"},
+           {"prompts", Kind::Int, "64", "distinct prompts", "N"},
+           {"n", Kind::Int, "8", "samples per prompt", "N"},
+           {"prompt-len", Kind::Int, "256", "prompt tokens", "N"},
+           {"max-new-tokens", Kind::Int, "512", "tokens generated per sample", "N"},
+           {"temperature", Kind::Float, "1.0", "sampling temperature", "T"},
+           {"top-k", Kind::Int, "0", "top-k (0 = off)", "K"},
+           {"top-p", Kind::Float, "1.0", "top-p (1 = off)", "P"},
+           {"min-p", Kind::Float, "0.0", "min-p (0 = off)", "P"},
+           {"greedy", Kind::Flag, "", "argmax decoding"},
+           {"seed", Kind::Int, "0", "seed for weights, prompts and sampling", "N"},
+           {"device", Kind::String, "", "cpu, cuda or cuda:N (default: cuda when available)", "DEV"},
+           {"dtype", Kind::String, "", "float32, bfloat16 or float16 (default: bf16 on CUDA, fp32 on CPU)", "T"},
+           {"max-batch", Kind::Int, "", "sequences decoded at once (default: prompts x n, capped by memory)", "N"},
+           {"kv-fraction", Kind::Float, "0.9", "fraction of free device memory the KV cache may use", "F"},
+           {"out", Kind::String, "", "also write the JSON result to this file", "FILE"},
+       },
+       sampler::run_bench},
       {"version", "Print the version, the LibTorch version and whether CUDA is usable.", "", "", 0, 0, {}, run_version},
   };
   return table;

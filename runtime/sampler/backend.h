@@ -1,0 +1,36 @@
+// The narrow model interface the generation engine needs: a KV cache of `slots` rows of
+// `max_len` positions each, filled by prefill and grown by decode. A model (runtime/model) is
+// adapted to it; tests use a tiny scripted backend. All tensors live on device().
+#pragma once
+#include <cstdint>
+
+#include <torch/torch.h>
+
+namespace mathrl::sampler {
+
+class DecodeBackend {
+ public:
+  virtual ~DecodeBackend() = default;
+
+  virtual int64_t vocab_size() const = 0;
+  virtual int64_t max_context() const = 0;  // longest prompt + completion the model supports
+  virtual torch::Device device() const = 0;
+
+  // (Re)allocates the cache: `slots` sequences of up to `max_len` positions each. Called once per
+  // generate() before any prefill; previous contents are gone.
+  virtual void allocate(int64_t slots, int64_t max_len) = 0;
+
+  // Runs the prompt `ids` ([L] int64) into slot `slot`, positions 0..L-1, and returns the logits
+  // of its last position ([V], any float dtype).
+  virtual torch::Tensor prefill(const torch::Tensor& ids, int64_t slot) = 0;
+
+  // Copies positions [0, len) of slot `src` into slot `dst` (G samples share one prefill).
+  virtual void copy_prefix(int64_t src, int64_t dst, int64_t len) = 0;
+
+  // One step for B sequences: token t_i ([B] int64) at position p_i ([B] int64) of slot s_i
+  // ([B] int64); attends to positions 0..p_i of its slot. Returns logits [B, V].
+  virtual torch::Tensor decode(const torch::Tensor& tokens, const torch::Tensor& positions,
+                               const torch::Tensor& slots) = 0;
+};
+
+}  // namespace mathrl::sampler

@@ -1,0 +1,233 @@
+#include "sampler/engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <map>
+
+#include "common/error.h"
+#include "tokenizer/tokenizer.h"
+
+namespace mathrl::sampler {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+struct Slot {
+  bool active = false;
+  size_t request = 0;
+  int sample = 0;
+  int64_t pos = 0;       // next cache position to write (= tokens in the cache + 1 pending)
+  int max_new = 0;
+  Completion out;
+};
+
+struct RequestState {
+  int admitted = 0;
+  torch::Tensor first_logits;  // the prefill's last logits, kept until every sample is admitted
+};
+
+}  // namespace
+
+Engine::Engine(DecodeBackend& backend, EngineOptions options) : backend_(backend), options_(std::move(options)) {
+  if (options_.max_batch < 1) throw UsageError(str("bad argument 'max_batch' to engine: must be >= 1 (got ", options_.max_batch, ")"));
+}
+
+void Engine::validate(const std::vector<Request>& requests) const {
+  const int64_t V = backend_.vocab_size(), ctx = backend_.max_context();
+  for (size_t r = 0; r < requests.size(); ++r) {
+    const Request& q = requests[r];
+    auto where = [&](const char* field) { return str("request ", r, ": '", field, "' "); };
+    if (q.prompt_ids.empty()) throw UsageError(where("prompt") + "is empty (a prompt needs at least one token)");
+    if (static_cast<int64_t>(q.prompt_ids.size()) >= ctx)
+      throw UsageError(where("prompt") + str("has ", q.prompt_ids.size(), " tokens; the model's context is ", ctx,
+                                             " and must leave room for at least one new token"));
+    for (size_t i = 0; i < q.prompt_ids.size(); ++i)
+      if (q.prompt_ids[i] < 0 || q.prompt_ids[i] >= V)
+        throw UsageError(where("prompt") + str("token ", i, " is id ", q.prompt_ids[i], ", outside the vocabulary [0, ", V, ")"));
+    if (q.n < 1) throw UsageError(where("n") + str("must be >= 1 (got ", q.n, ")"));
+    if (q.max_new_tokens < 1) throw UsageError(where("max_new_tokens") + str("must be >= 1 (got ", q.max_new_tokens, ")"));
+    for (const auto& s : q.stop)
+      if (s.empty()) throw UsageError(where("stop") + "contains an empty string");
+    if (!q.stop.empty() && !options_.tokenizer) throw UsageError(where("stop") + "needs a tokenizer to match text");
+    try {
+      q.params.validate();
+    } catch (const UsageError& e) {
+      throw UsageError(str("request ", r, ": ", e.what()));
+    }
+  }
+}
+
+std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
+                                         const std::function<void(const Completion&)>& on_done) {
+  torch::NoGradGuard no_grad;
+  validate(requests);
+  std::vector<Completion> results;
+  if (requests.empty()) return results;
+
+  const int64_t ctx = backend_.max_context();
+  int64_t max_len = 0, units = 0;
+  std::vector<int> max_new(requests.size());
+  std::vector<size_t> first_result(requests.size());
+  for (size_t r = 0; r < requests.size(); ++r) {
+    const auto L = static_cast<int64_t>(requests[r].prompt_ids.size());
+    max_new[r] = static_cast<int>(std::min<int64_t>(requests[r].max_new_tokens, ctx - L));
+    // The last sampled token is never written to the cache, hence L + max_new - 1 positions.
+    max_len = std::max(max_len, L + max_new[r] - 1);
+    first_result[r] = static_cast<size_t>(units);
+    units += requests[r].n;
+  }
+  results.resize(static_cast<size_t>(units));
+  const int64_t num_slots = std::min(options_.max_batch, units);
+  backend_.allocate(num_slots, std::max<int64_t>(max_len, 1));
+
+  std::deque<std::pair<size_t, int>> waiting;
+  for (size_t r = 0; r < requests.size(); ++r)
+    for (int j = 0; j < requests[r].n; ++j) waiting.emplace_back(r, j);
+  std::vector<RequestState> req_state(requests.size());
+  std::vector<Slot> slots(static_cast<size_t>(num_slots));
+
+  const Tokenizer* tok = options_.tokenizer;
+  size_t max_stop_bytes = 0;
+  for (const auto& q : requests)
+    for (const auto& s : q.stop) max_stop_bytes = std::max(max_stop_bytes, s.size());
+
+  auto finish = [&](Slot& s, const char* reason) {
+    s.out.finish_reason = reason;
+    if (tok && std::string(reason) != "stop") {  // "stop" already set the cut text
+      std::vector<int32_t> ids = s.out.ids;
+      if (std::string(reason) == "eos") ids.pop_back();
+      s.out.text = tok->decode(ids);
+    }
+    if (on_done) on_done(s.out);
+    results[first_result[s.request] + static_cast<size_t>(s.sample)] = std::move(s.out);
+    s = Slot{};
+  };
+
+  // Appends a sampled token; returns true when the sequence is finished (and the slot freed).
+  auto push_token = [&](Slot& s, int32_t token, float logprob) {
+    const Request& q = requests[s.request];
+    s.out.ids.push_back(token);
+    s.out.logprobs.push_back(logprob);
+    ++stats_.generated_tokens;
+    if (!q.ignore_eos && std::find(options_.eos_ids.begin(), options_.eos_ids.end(), token) != options_.eos_ids.end()) {
+      finish(s, "eos");
+      return true;
+    }
+    if (!q.stop.empty()) {
+      // Cheap check on the tail first; a stop string of b bytes spans at most b tokens (+1 for a
+      // token split inside a UTF-8 character).
+      size_t window = std::min(s.out.ids.size(), max_stop_bytes + 2);
+      std::vector<int32_t> tail(s.out.ids.end() - static_cast<std::ptrdiff_t>(window), s.out.ids.end());
+      std::string tail_text = tok->decode(tail);
+      bool maybe = false;
+      for (const auto& stop : q.stop) maybe |= tail_text.find(stop) != std::string::npos;
+      if (maybe) {
+        std::string text = tok->decode(s.out.ids);
+        size_t cut = std::string::npos;
+        for (const auto& stop : q.stop) cut = std::min(cut, text.find(stop));
+        if (cut != std::string::npos) {
+          s.out.text = text.substr(0, cut);
+          finish(s, "stop");
+          return true;
+        }
+      }
+    }
+    if (static_cast<int>(s.out.ids.size()) >= s.max_new) {
+      finish(s, "length");
+      return true;
+    }
+    return false;
+  };
+
+  auto row_spec = [&](const Slot& s) {
+    const Request& q = requests[s.request];
+    return RowSpec{q.params, mix_seed(q.seed, static_cast<uint64_t>(s.sample)), s.out.ids.size()};
+  };
+
+  while (true) {
+    // 1. Admit waiting samples into free slots; sample their first token from the prompt's logits.
+    std::vector<size_t> admitted;
+    std::vector<torch::Tensor> first_logits;
+    for (size_t i = 0; i < slots.size() && !waiting.empty(); ++i) {
+      if (slots[i].active) continue;
+      auto [r, j] = waiting.front();
+      waiting.pop_front();
+      const Request& q = requests[r];
+      const auto L = static_cast<int64_t>(q.prompt_ids.size());
+      Slot& s = slots[i];
+      s.active = true;
+      s.request = r;
+      s.sample = j;
+      s.pos = L;
+      s.max_new = max_new[r];
+      s.out = Completion{};
+      s.out.request = r;
+      s.out.sample = j;
+      s.out.prompt_tokens = static_cast<int>(L);
+      RequestState& rs = req_state[r];
+      // Any live sibling still holds the prompt's KV in positions [0, L).
+      int64_t sibling = -1;
+      for (size_t k = 0; k < slots.size(); ++k)
+        if (k != i && slots[k].active && slots[k].request == r) sibling = static_cast<int64_t>(k);
+      auto t0 = Clock::now();
+      if (sibling >= 0 && rs.first_logits.defined()) {
+        backend_.copy_prefix(sibling, static_cast<int64_t>(i), L);
+        ++stats_.prefix_copies;
+      } else {
+        auto ids = torch::tensor(std::vector<int64_t>(q.prompt_ids.begin(), q.prompt_ids.end()), torch::kInt64)
+                       .to(backend_.device());
+        rs.first_logits = backend_.prefill(ids, static_cast<int64_t>(i)).reshape({-1});
+        ++stats_.prefills;
+        stats_.prompt_tokens += L;
+      }
+      stats_.prefill_seconds += seconds_since(t0);
+      admitted.push_back(i);
+      first_logits.push_back(rs.first_logits);
+      if (++rs.admitted == q.n) rs.first_logits = torch::Tensor();
+    }
+    if (!admitted.empty()) {
+      std::vector<RowSpec> rows;
+      for (size_t i : admitted) rows.push_back(row_spec(slots[i]));
+      auto res = sampler_.sample(torch::stack(first_logits), rows);
+      for (size_t k = 0; k < admitted.size(); ++k) push_token(slots[admitted[k]], res.tokens[k], res.logprobs[k]);
+      // A sample that finished on its first token frees its slot: admit again before decoding.
+      bool any_free = std::any_of(slots.begin(), slots.end(), [](const Slot& s) { return !s.active; });
+      if (any_free && !waiting.empty()) continue;
+    }
+
+    // 2. One decode step over every live slot.
+    std::vector<size_t> live;
+    for (size_t i = 0; i < slots.size(); ++i)
+      if (slots[i].active) live.push_back(i);
+    if (live.empty()) {
+      if (waiting.empty()) break;
+      continue;
+    }
+    std::vector<int64_t> tokens, positions, slot_ids;
+    std::vector<RowSpec> rows;
+    for (size_t i : live) {
+      tokens.push_back(slots[i].out.ids.back());
+      positions.push_back(slots[i].pos);
+      slot_ids.push_back(static_cast<int64_t>(i));
+      rows.push_back(row_spec(slots[i]));
+    }
+    auto dev = backend_.device();
+    auto t0 = Clock::now();
+    auto logits = backend_.decode(torch::tensor(tokens, torch::kInt64).to(dev), torch::tensor(positions, torch::kInt64).to(dev),
+                                  torch::tensor(slot_ids, torch::kInt64).to(dev));
+    auto res = sampler_.sample(logits, rows);
+    stats_.decode_seconds += seconds_since(t0);
+    ++stats_.decode_steps;
+    for (size_t k = 0; k < live.size(); ++k) {
+      Slot& s = slots[live[k]];
+      ++s.pos;
+      push_token(s, res.tokens[k], res.logprobs[k]);
+    }
+  }
+  return results;
+}
+
+}  // namespace mathrl::sampler

@@ -1,0 +1,77 @@
+// The rollout engine: requests (prompt ids, n samples, sampling parameters) in, completions out.
+// One prefill per prompt, its KV rows copied into the slots of that prompt's other samples;
+// continuous batching (a finished sequence's slot takes the next waiting sample at once); stops on
+// EOS, stop strings (checked on the decoded tail) or max_new_tokens.
+//
+// Determinism: sample j of a request draws from the counter RNG keyed by mix_seed(request.seed, j)
+// at step t (the token's index in the completion), so a seeded completion is the same whatever the
+// batch size, the slot it lands in or the other requests beside it (up to the model's own numerics:
+// a backend whose logits change with batch composition can still flip near-ties).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "sampler/backend.h"
+#include "sampler/sampling.h"
+
+namespace mathrl {
+class Tokenizer;
+}
+
+namespace mathrl::sampler {
+
+struct Request {
+  std::vector<int32_t> prompt_ids;  // must be non-empty, ids < vocab size
+  int n = 1;                        // samples of this prompt (>= 1)
+  SamplingParams params;
+  uint64_t seed = 0;
+  int max_new_tokens = 256;         // >= 1; clamped so prompt + completion fits the context
+  std::vector<std::string> stop;    // stop strings (need a tokenizer); the text ends before the stop
+  bool ignore_eos = false;
+};
+
+struct Completion {
+  size_t request = 0;               // index into the requests given to generate()
+  int sample = 0;                   // 0..n-1
+  std::vector<int32_t> ids;         // generated tokens, including the EOS / stop-completing token
+  std::vector<float> logprobs;      // one per id: log_softmax(logits / T)[id] (see sampling.h)
+  std::string text;                 // decoded ids without a final EOS, cut before a stop string
+  std::string finish_reason;        // "eos" | "stop" | "length"
+  int prompt_tokens = 0;
+};
+
+struct EngineOptions {
+  int64_t max_batch = 64;              // decode slots (sequences in flight)
+  std::vector<int32_t> eos_ids;        // any of these ends a sequence (unless ignore_eos)
+  const Tokenizer* tokenizer = nullptr;  // for text and stop strings; nullptr = no text
+};
+
+struct EngineStats {
+  int64_t prefills = 0, prefix_copies = 0, decode_steps = 0, generated_tokens = 0, prompt_tokens = 0;
+  double prefill_seconds = 0, decode_seconds = 0;
+};
+
+class Engine {
+ public:
+  Engine(DecodeBackend& backend, EngineOptions options);
+
+  // Validates every request first (UsageError naming the request and field: empty prompt, prompt
+  // that fills the context, n < 1, max_new_tokens < 1, id out of range, stop strings without a
+  // tokenizer, bad sampling parameters); then generates. Returns all completions ordered by
+  // (request, sample); `on_done`, when given, also sees each one as soon as it finishes.
+  std::vector<Completion> generate(const std::vector<Request>& requests,
+                                   const std::function<void(const Completion&)>& on_done = {});
+
+  const EngineStats& stats() const { return stats_; }
+
+ private:
+  void validate(const std::vector<Request>& requests) const;
+  DecodeBackend& backend_;
+  EngineOptions options_;
+  Sampler sampler_;
+  EngineStats stats_;
+};
+
+}  // namespace mathrl::sampler
