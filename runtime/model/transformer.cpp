@@ -107,8 +107,8 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
 }
 
 at::Tensor AttentionImpl::forward_cached(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                         const at::Tensor& positions, const at::Tensor& slots, at::Tensor& k_cache,
-                                         at::Tensor& v_cache) {
+                                         const at::Tensor& positions, const at::Tensor& slots, int64_t span,
+                                         at::Tensor& k_cache, at::Tensor& v_cache) {
   const int64_t B = x.size(0), T = x.size(1);
   at::Tensor q = apply_rope(q_proj(x).view({B, T, heads_, head_dim_}).transpose(1, 2), cos, sin);
   at::Tensor k = apply_rope(k_proj(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2), cos, sin);
@@ -117,13 +117,18 @@ at::Tensor AttentionImpl::forward_cached(const at::Tensor& x, const at::Tensor& 
   at::Tensor slot_index = slots.unsqueeze(1).expand({B, T});
   k_cache.permute({0, 2, 1, 3}).index_put_({slot_index, positions}, k.transpose(1, 2).to(k_cache.scalar_type()));
   v_cache.permute({0, 2, 1, 3}).index_put_({slot_index, positions}, v.transpose(1, 2).to(v_cache.scalar_type()));
-  // Attend over the slot's positions 0..max(position) with a per-row causal mask.
-  int64_t span = positions.max().item<int64_t>() + 1;
+  // Attend over the slot's positions 0..span-1 with a per-row causal mask. The query heads of a
+  // group share their K/V head: grouping the queries ([B, kv_heads, group * T, D]) reads each
+  // cached key once instead of expanding K/V to every head.
   at::Tensor keys = k_cache.index_select(0, slots).narrow(2, 0, span).to(q.scalar_type());
   at::Tensor values = v_cache.index_select(0, slots).narrow(2, 0, span).to(q.scalar_type());
+  const int64_t group = heads_ / kv_heads_;
+  at::Tensor qg = q.reshape({B, kv_heads_, group * T, head_dim_});
+  at::Tensor scores = at::matmul(qg, keys.transpose(-1, -2)).to(at::kFloat) / std::sqrt(static_cast<double>(head_dim_));
   at::Tensor key_pos = at::arange(span, positions.options()).view({1, 1, 1, span});
-  at::Tensor mask = key_pos <= positions.view({B, 1, T, 1});
-  at::Tensor out = at::scaled_dot_product_attention(q, keys, values, mask, 0.0, false, std::nullopt, kv_heads_ != heads_);
+  at::Tensor mask = (key_pos <= positions.view({B, 1, T, 1})).repeat({1, 1, group, 1});  // [B, 1, group * T, span]
+  at::Tensor probs = at::softmax(scores.masked_fill(mask.logical_not(), -INFINITY), -1).to(q.scalar_type());
+  at::Tensor out = at::matmul(probs, values).view({B, heads_, T, head_dim_});
   return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * head_dim_}));
 }
 
@@ -227,11 +232,13 @@ at::Tensor DecoderImpl::forward_cached(const at::Tensor& ids, const at::Tensor& 
                "forward_cached: ids and positions [B, T], slots [B]");
   MATHRL_CHECK(static_cast<int64_t>(cache.k.size()) == config_.num_hidden_layers, "cache has the wrong number of layers");
   auto [cos, sin] = rope_.cos_sin(positions);
+  const int64_t span = positions.max().item<int64_t>() + 1;  // one host sync per step, not per layer
+  MATHRL_CHECK(span <= cache.max_len, "position ", span - 1, " is outside the cache of ", cache.max_len);
   at::Tensor h = model->embed_tokens(ids);
   size_t i = 0;
   for (const auto& m : *model->layers) {
     auto layer = m->as<DecoderLayerImpl>();
-    h = h + layer->self_attn->forward_cached(layer->input_layernorm(h), cos, sin, positions, slots, cache.k[i], cache.v[i]);
+    h = h + layer->self_attn->forward_cached(layer->input_layernorm(h), cos, sin, positions, slots, span, cache.k[i], cache.v[i]);
     h = h + layer->mlp(layer->post_attention_layernorm(h));
     ++i;
   }

@@ -61,8 +61,9 @@ class AttentionImpl : public torch::nn::Module {
   explicit AttentionImpl(const ModelConfig& c);
   // x [B, T, H]; cos/sin [B, T, D]; attn_mask: undefined (causal) or bool [B, 1, T, S].
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& attn_mask);
+  // span: keys at positions [0, span) of each slot are read (max position + 1).
   at::Tensor forward_cached(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& positions,
-                            const at::Tensor& slots, at::Tensor& k_cache, at::Tensor& v_cache);
+                            const at::Tensor& slots, int64_t span, at::Tensor& k_cache, at::Tensor& v_cache);
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
