@@ -124,21 +124,19 @@ void wait(const c10::intrusive_ptr<c10d::Work>& work, const ProcessGroup& pg, co
 }
 }  // namespace
 
-void ProcessGroup::all_reduce_sum(at::Tensor& tensor) {
-  if (!impl_->backend) return;
+namespace {
+void all_reduce(c10d::Backend* backend, at::Tensor& tensor, c10d::ReduceOp::RedOpType op, const ProcessGroup& pg) {
+  if (!backend) return;
   std::vector<at::Tensor> t{tensor};
   c10d::AllreduceOptions o;
-  o.reduceOp = c10d::ReduceOp::SUM;
-  wait(impl_->backend->allreduce(t, o), *this, "all_reduce");
+  o.reduceOp = op;
+  wait(backend->allreduce(t, o), pg, "all_reduce");
 }
+}  // namespace
 
-void ProcessGroup::all_reduce_max(at::Tensor& tensor) {
-  if (!impl_->backend) return;
-  std::vector<at::Tensor> t{tensor};
-  c10d::AllreduceOptions o;
-  o.reduceOp = c10d::ReduceOp::MAX;
-  wait(impl_->backend->allreduce(t, o), *this, "all_reduce");
-}
+void ProcessGroup::all_reduce_sum(at::Tensor& tensor) { all_reduce(impl_->backend.get(), tensor, c10d::ReduceOp::SUM, *this); }
+
+void ProcessGroup::all_reduce_max(at::Tensor& tensor) { all_reduce(impl_->backend.get(), tensor, c10d::ReduceOp::MAX, *this); }
 
 void ProcessGroup::broadcast(at::Tensor& tensor, int root) {
   if (!impl_->backend) return;
