@@ -35,10 +35,12 @@ local function check_options(name, opts, known)
 end
 
 -- 1 when the final answer equals the reference, else 0 (`missing` when there is no answer).
+-- `fallback = false` accepts only explicit answers (\boxed{}, "The answer is", ####), not the last
+-- number of the text.
 function M.correct(opts)
-  local o = check_options("correct", opts, { right = 1.0, wrong = 0.0, missing = 0.0 })
+  local o = check_options("correct", opts, { right = 1.0, wrong = 0.0, missing = 0.0, fallback = true })
   return function(sample)
-    local pred = mathrl_grader.extract(sample.completion)
+    local pred = mathrl_grader.extract(sample.completion, o.fallback)
     if pred == nil then return o.missing end
     return mathrl_grader.equal(pred, sample.reference) and o.right or o.wrong
   end

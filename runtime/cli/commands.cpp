@@ -12,6 +12,7 @@
 #include "dist/launch.h"
 #include "eval/decontam.h"
 #include "model/logprobs.h"
+#include "reward/grader.h"
 #include "sampler/sampler_cli.h"
 #include "tokenizer/tokenizer.h"
 #include "common/error.h"
@@ -80,6 +81,17 @@ const std::vector<Command>& commands() {
            {"removed", Kind::String, "", "write {line, benchmark} for each removed document here", "FILE"},
        },
        run_decontam},
+      {"grade", "Check final answers: extract each prediction's answer and compare it with the reference.", "[FILE]",
+       "Reads JSONL {\"pred\": model output or answer, \"gold\": reference answer or full solution} lines from\n"
+       "FILE or stdin; writes one {\"equal\": bool, \"pred_answer\": ..., \"gold_answer\": ...} line per input line,\n"
+       "in order. Answers are taken from \\boxed{}, \"The answer is\", GSM8K's ####, Chinese answer phrases, else the\n"
+       "last number; equality is math-aware (LaTeX, exact fractions, sets, intervals, matrices, symbolic\n"
+       "expressions). A malformed line yields equal=false with an \"error\" field; work per pair is bounded.",
+       0, 1,
+       {
+           {"no-fallback", Kind::Flag, "", "do not take the last number when the text has no explicit answer"},
+       },
+       run_grade},
       {"launch", "Start N ranks of a command with torchrun's environment and supervise them.", "-- COMMAND...",
        "Each rank runs this binary with COMMAND (for example: mathrl launch --nproc-per-node 2 -- run R.lua)\n"
        "and RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set. When a rank fails, the others get SIGTERM,\n"

@@ -145,7 +145,7 @@ TEST(RewardHost, BuiltinRewards) {
       make("We add: 2 + 2 = 4. \\boxed{4}", "4", 5),                    // right, well formed, short
       make("\\boxed{4}", "4", 6),                                       // no reasoning before the answer
       make("Maybe \\boxed{3} or \\boxed{4}", "4", 8),                   // two answers; length in the soft zone
-      make("Thinking about it, the answer is 1,000.", "1000", 12),      // no boxed answer; overlong
+      make("Thinking about it, the answer is 1,000.", "1000", 12),      // an answer phrase, no \\boxed; overlong
       make("<think>2 + 2</think> so \\boxed{ 4 }", "4", 1),             // think block before the answer
   };
   auto r = host.score(samples, 1);
@@ -161,7 +161,8 @@ TEST(RewardHost, BuiltinRewards) {
   EXPECT_DOUBLE_EQ(r[2].components.at("correct"), 1);  // the last boxed answer counts
   EXPECT_DOUBLE_EQ(r[2].components.at("format"), 0);
   EXPECT_DOUBLE_EQ(r[2].components.at("length"), (6.0 - 8.0) / 4.0);
-  EXPECT_DOUBLE_EQ(r[3].components.at("correct"), 0);
+  EXPECT_DOUBLE_EQ(r[3].components.at("correct"), 1);  // the native grader reads "the answer is 1,000"
+  EXPECT_DOUBLE_EQ(r[3].components.at("format"), 0);
   EXPECT_DOUBLE_EQ(r[3].components.at("length"), -1);
   EXPECT_DOUBLE_EQ(r[4].components.at("think"), 1);
   EXPECT_DOUBLE_EQ(r[4].components.at("correct"), 1);
@@ -183,8 +184,9 @@ TEST(RewardHost, GraderModuleAndInjectedGrader) {
   EXPECT_DOUBLE_EQ(r[1].total, 10);
   // An injected grader (what the native one plugs into) is the one the sandbox sees.
   RewardHostOptions o = small_options();
-  o.grader = fallback_grader();
+  o.grader = default_grader();
   o.grader.equal = [](std::string_view, std::string_view gold) { return gold == "999"; };
+  o.grader.grade = nullptr;  // grade() then goes through the injected extract + equal
   RewardHost injected({spec}, o);
   r = injected.score(samples, 1);
   EXPECT_DOUBLE_EQ(r[0].total, 10);
