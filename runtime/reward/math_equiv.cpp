@@ -53,6 +53,23 @@ void remove_command(std::string& s, std::string_view cmd, bool keep_with_argumen
   }
 }
 
+// ",\!" is LaTeX's thousands separator (10,\!080): spaces around it do not make a list.
+void join_thousands_marks(std::string& s) {
+  size_t p = 0;
+  while ((p = s.find(',', p)) != std::string::npos) {
+    size_t q = p + 1;
+    while (q < s.size() && s[q] == ' ') ++q;
+    if (s.compare(q, 2, "\\!") != 0) {
+      ++p;
+      continue;
+    }
+    q += 2;
+    while (q < s.size() && s[q] == ' ') ++q;
+    s.erase(p + 1, q - p - 1);
+    ++p;
+  }
+}
+
 // Index of the '}' matching the '{' at `open`, or npos.
 size_t matching_brace(std::string_view s, size_t open) {
   int depth = 0;
@@ -127,6 +144,7 @@ std::string normalize_impl(std::string_view in) {
     s = s.substr(2, s.size() - 4);
   if (s.size() >= 4 && s.compare(0, 2, "\\[") == 0 && s.compare(s.size() - 2, 2, "\\]") == 0)
     s = s.substr(2, s.size() - 4);
+  replace_all(s, "\\$", "");  // a currency sign, not math mode
   s.erase(std::remove(s.begin(), s.end(), '$'), s.end());
   for (char& c : s)
     if (c == '\n' || c == '\t' || c == '\r') c = ' ';
@@ -139,6 +157,7 @@ std::string normalize_impl(std::string_view in) {
   remove_command(s, "\\bigr");
   // LaTeX row breaks (\\) are set aside first, so that a row break before a space is not read as the space command.
   replace_all(s, "\\\\", "\x01");
+  join_thousands_marks(s);
   for (std::string_view sp : {"\\!", "\\,", "\\;", "\\:", "\\ ", "~"}) replace_all(s, sp, sp == "\\ " ? " " : "");
   replace_all(s, "\x01", "\\\\");
   replace_all(s, "{,}", ",");
@@ -166,13 +185,17 @@ std::string normalize_impl(std::string_view in) {
   replace_all(s, "degree", "");
   s = std::string(trim_ws(s));
   strip_plain_units(s);
-  // Spaces go, except between two letters ("\pi r", "New York") where they separate tokens.
+  // Spaces go, except between two letters ("\pi r", "New York") where they separate tokens, and
+  // after a comma before a digit: "58, 500" is a list of two numbers, "58,500" one number.
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == ' ') {
-      if (!out.empty() && is_alpha(out.back()) && i + 1 < s.size() && is_alpha(s[i + 1]) && out.back() != ' ')
-        out.push_back(' ');
+      bool letters = !out.empty() && is_alpha(out.back()) && i + 1 < s.size() && is_alpha(s[i + 1]);
+      size_t next = i;
+      while (next < s.size() && s[next] == ' ') ++next;
+      bool list_comma = !out.empty() && out.back() == ',' && next < s.size() && is_digit(s[next]);
+      if ((letters || list_comma) && out.back() != ' ') out.push_back(' ');
       continue;
     }
     out.push_back(s[i]);

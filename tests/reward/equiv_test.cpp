@@ -45,6 +45,11 @@ TEST(MathEqual, Numbers) {
   NE("1000", "1001");
   NE("10%", "0.01");
   NE("1,00", "100");
+  EQ("\\$32,\\!348", "32348");
+  EQ("10, \\!080", "10080");   // ",\\!" is a thousands separator whatever the spacing
+  NE("58, 500", "58,500");      // a list of two numbers vs one number
+  EQ("0.667", "\\frac23");      // three significant digits, rounded
+  NE("0.666", "\\frac23");      // truncated is not rounded
   NE("2", "-2");
 }
 
