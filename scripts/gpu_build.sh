@@ -30,4 +30,5 @@ if [ ! -f "$BUILD_DIR/build.ninja" ]; then
     -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$PREFIX/usr" -DGTest_DIR="$LIBDIR/cmake/GTest" \
     -DTORCH_CUDA_ARCH_LIST=9.0
 fi
-cmake --build "$BUILD_DIR" -j "$(nproc)"
+# MATHRL_GPU_TARGETS="a b" builds only those targets (a call that needs a few binaries).
+cmake --build "$BUILD_DIR" -j "$(nproc)" ${MATHRL_GPU_TARGETS:+--target $MATHRL_GPU_TARGETS}

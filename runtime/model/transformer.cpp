@@ -1,5 +1,7 @@
 #include "model/transformer.h"
 
+#include "decode_attention.h"
+
 #include <cmath>
 
 #include <ATen/cuda/CUDAGeneratorImpl.h>
@@ -66,7 +68,11 @@ RotaryEmbedding::RotaryEmbedding(const ModelConfig& c) {
 }
 
 std::pair<at::Tensor, at::Tensor> RotaryEmbedding::cos_sin(const at::Tensor& positions) const {
-  at::Tensor inv = inv_freq_.to(positions.device());
+  // The frequencies are kept on the positions' device after the first call: a host-to-device copy
+  // per step would block CUDA-graph capture (and costs a transfer every decode step).
+  if (!inv_freq_device_.defined() || inv_freq_device_.device() != positions.device())
+    inv_freq_device_ = inv_freq_.to(positions.device());
+  const at::Tensor& inv = inv_freq_device_;
   at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv;  // [..., D/2]
   at::Tensor emb = at::cat({freqs, freqs}, -1);
   return {emb.cos() * attention_factor_, emb.sin() * attention_factor_};
@@ -117,6 +123,11 @@ at::Tensor AttentionImpl::forward_cached(const at::Tensor& x, const at::Tensor& 
   at::Tensor slot_index = slots.unsqueeze(1).expand({B, T});
   k_cache.permute({0, 2, 1, 3}).index_put_({slot_index, positions}, k.transpose(1, 2).to(k_cache.scalar_type()));
   v_cache.permute({0, 2, 1, 3}).index_put_({slot_index, positions}, v.transpose(1, 2).to(v_cache.scalar_type()));
+  if (span == 0) {  // one new token per row, attention read in place from the cache (kernels/decode_attention)
+    at::Tensor out = kernels::decode_attention(q.squeeze(2), k_cache, v_cache, slots, positions.view({B}),
+                                               1.0 / std::sqrt(static_cast<double>(head_dim_)));
+    return o_proj(out.view({B, 1, heads_ * head_dim_}));
+  }
   // Attend over the slot's positions 0..span-1 with a per-row causal mask. The query heads of a
   // group share their K/V head: grouping the queries ([B, kv_heads, group * T, D]) reads each
   // cached key once instead of expanding K/V to every head.
@@ -232,8 +243,15 @@ at::Tensor DecoderImpl::forward_cached(const at::Tensor& ids, const at::Tensor& 
                "forward_cached: ids and positions [B, T], slots [B]");
   MATHRL_CHECK(static_cast<int64_t>(cache.k.size()) == config_.num_hidden_layers, "cache has the wrong number of layers");
   auto [cos, sin] = rope_.cos_sin(positions);
-  const int64_t span = positions.max().item<int64_t>() + 1;  // one host sync per step, not per layer
-  MATHRL_CHECK(span <= cache.max_len, "position ", span - 1, " is outside the cache of ", cache.max_len);
+  // Decode steps with the in-place kernel need no span, hence no host synchronization (CUDA graphs
+  // capture them); otherwise one host sync per step, not per layer. span == 0 selects the kernel.
+  const bool in_place = ids.size(1) == 1 && kernels::decode_attention_uses_kernel(
+                                                model->embed_tokens->weight.scalar_type(), config_.num_attention_heads, cache.k[0]);
+  int64_t span = 0;
+  if (!in_place) {
+    span = positions.max().item<int64_t>() + 1;
+    MATHRL_CHECK(span <= cache.max_len, "position ", span - 1, " is outside the cache of ", cache.max_len);
+  }
   at::Tensor h = model->embed_tokens(ids);
   size_t i = 0;
   for (const auto& m : *model->layers) {
@@ -280,6 +298,22 @@ void KvCache::copy_prefix(int64_t src, int64_t dst, int64_t len) {
   for (size_t i = 0; i < k.size(); ++i) {
     k[i][dst].narrow(1, 0, len).copy_(k[i][src].narrow(1, 0, len));
     v[i][dst].narrow(1, 0, len).copy_(v[i][src].narrow(1, 0, len));
+  }
+}
+
+void KvCache::copy_prefix_to(int64_t src, const std::vector<int64_t>& dsts, int64_t len) {
+  std::vector<int64_t> targets;
+  for (int64_t d : dsts)
+    if (d != src) targets.push_back(d);
+  if (targets.empty() || len == 0) return;
+  if (targets.size() == 1) return copy_prefix(src, targets[0], len);
+  auto index = at::tensor(targets, at::kLong).to(k[0].device());
+  const auto n = static_cast<int64_t>(targets.size());
+  for (size_t i = 0; i < k.size(); ++i) {
+    for (at::Tensor* cache : {&k[i], &v[i]}) {
+      at::Tensor head = cache->narrow(2, 0, len);  // [slots, kv_heads, len, D] view
+      head.index_copy_(0, index, head[src].unsqueeze(0).expand({n, -1, -1, -1}).contiguous());
+    }
   }
 }
 

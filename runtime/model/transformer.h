@@ -30,6 +30,8 @@ struct KvCache {
                           at::Device device);
   // Copies positions [0, len) of slot `src` into slot `dst` (samples of one prompt share its prefill).
   void copy_prefix(int64_t src, int64_t dst, int64_t len);
+  // The same into several slots: two copies per layer, whatever the number of destinations.
+  void copy_prefix_to(int64_t src, const std::vector<int64_t>& dsts, int64_t len);
   size_t bytes() const;
 };
 
@@ -41,7 +43,8 @@ class RotaryEmbedding {
   const at::Tensor& inv_freq() const { return inv_freq_; }
 
  private:
-  at::Tensor inv_freq_;  // [head_dim / 2] float32, CPU; moved to the positions' device on use
+  at::Tensor inv_freq_;  // [head_dim / 2] float32, CPU
+  mutable at::Tensor inv_freq_device_;  // inv_freq_ on the device of the last call's positions
   double attention_factor_ = 1.0;
 };
 
@@ -61,7 +64,8 @@ class AttentionImpl : public torch::nn::Module {
   explicit AttentionImpl(const ModelConfig& c);
   // x [B, T, H]; cos/sin [B, T, D]; attn_mask: undefined (causal) or bool [B, 1, T, S].
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& attn_mask);
-  // span: keys at positions [0, span) of each slot are read (max position + 1).
+  // span: keys at positions [0, span) of each slot are read (max position + 1); 0 with one token
+  // per row: the in-place decode kernel reads each row's own positions (kernels/decode_attention.h).
   at::Tensor forward_cached(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& positions,
                             const at::Tensor& slots, int64_t span, at::Tensor& k_cache, at::Tensor& v_cache);
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};

@@ -3,6 +3,7 @@
 // adapted to it; tests use a tiny scripted backend. All tensors live on device().
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -26,6 +27,18 @@ class DecodeBackend {
 
   // Copies positions [0, len) of slot `src` into slot `dst` (G samples share one prefill).
   virtual void copy_prefix(int64_t src, int64_t dst, int64_t len) = 0;
+
+  // Several prompts at once (ids[i] into slots[i]); returns each one's last logits. The default
+  // runs them one by one; a model backend batches them.
+  virtual std::vector<torch::Tensor> prefill_many(const std::vector<torch::Tensor>& ids, const std::vector<int64_t>& slots) {
+    std::vector<torch::Tensor> out;
+    for (size_t i = 0; i < ids.size(); ++i) out.push_back(prefill(ids[i], slots[i]));
+    return out;
+  }
+  // copy_prefix from one source into several slots.
+  virtual void copy_prefix_to(int64_t src, const std::vector<int64_t>& dsts, int64_t len) {
+    for (int64_t d : dsts) copy_prefix(src, d, len);
+  }
 
   // One step for B sequences: token t_i ([B] int64) at position p_i ([B] int64) of slot s_i
   // ([B] int64); attends to positions 0..p_i of its slot. Returns logits [B, V].

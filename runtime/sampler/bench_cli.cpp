@@ -106,6 +106,7 @@ int bench_generate(const cli::Args& args) {
     r.ignore_eos = true;
   }
   EngineOptions opt;
+  opt.split_timing = args.flag("split-timing");
   const int64_t wanted = args.has("max-batch") ? args.integer("max-batch") : prompts * n;
   opt.max_batch = slots_for_memory_budget(config, dtype, device, prompt_len + max_new, wanted, args.real("kv-fraction"));
 
@@ -148,6 +149,7 @@ int bench_generate(const cli::Args& args) {
       ",\"generated_tokens\":", st.generated_tokens, ",\"seconds\":", seconds, ",\"tokens_per_s\":", tokens_per_s,
       ",\"prefills\":", st.prefills, ",\"prefix_copies\":", st.prefix_copies, ",\"prefill_seconds\":", st.prefill_seconds,
       ",\"decode_seconds\":", st.decode_seconds, ",\"decode_steps\":", st.decode_steps,
+      ",\"forward_seconds\":", st.forward_seconds, ",\"sample_seconds\":", st.sample_seconds,
       ",\"copy_bandwidth_gbs\":", bandwidth / 1e9, ",\"decode_bytes\":", decode_bytes,
       ",\"roofline_decode_seconds\":", roofline_seconds, ",\"roofline_fraction\":", roofline_seconds / std::max(st.decode_seconds, 1e-9),
       "}\n");

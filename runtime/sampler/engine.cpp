@@ -1,5 +1,7 @@
 #include "sampler/engine.h"
 
+#include <torch/cuda.h>
+
 #include <algorithm>
 #include <chrono>
 #include <deque>
@@ -149,8 +151,12 @@ std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
 
   while (true) {
     // 1. Admit waiting samples into free slots; sample their first token from the prompt's logits.
+    //    Prompts new to the cache are prefilled together (prefill_many), then the other samples of
+    //    each prompt copy its KV rows (copy_prefix_to), then every admitted slot samples at once.
     std::vector<size_t> admitted;
-    std::vector<torch::Tensor> first_logits;
+    std::vector<size_t> to_prefill;                      // slots whose prompt runs through the model
+    std::vector<std::pair<size_t, int64_t>> to_copy;     // (slot, source slot holding the prompt)
+    std::vector<int64_t> prompt_slot(requests.size(), -1);  // slot holding request r's prompt this round
     for (size_t i = 0; i < slots.size() && !waiting.empty(); ++i) {
       if (slots[i].active) continue;
       auto [r, j] = waiting.front();
@@ -168,25 +174,60 @@ std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
       s.out.sample = j;
       s.out.prompt_tokens = static_cast<int>(L);
       RequestState& rs = req_state[r];
-      // Any live sibling still holds the prompt's KV in positions [0, L).
-      int64_t sibling = -1;
-      for (size_t k = 0; k < slots.size(); ++k)
-        if (k != i && slots[k].active && slots[k].request == r) sibling = static_cast<int64_t>(k);
-      auto t0 = Clock::now();
-      if (sibling >= 0 && rs.first_logits.defined()) {
-        backend_.copy_prefix(sibling, static_cast<int64_t>(i), L);
-        ++stats_.prefix_copies;
+      if (prompt_slot[r] < 0 && rs.first_logits.defined()) {
+        // Any live sibling from an earlier round still holds the prompt's KV in positions [0, L).
+        for (size_t k = 0; k < slots.size(); ++k)
+          if (k != i && slots[k].active && slots[k].request == r && !slots[k].out.ids.empty())
+            prompt_slot[r] = static_cast<int64_t>(k);
+      }
+      if (prompt_slot[r] >= 0) {
+        to_copy.emplace_back(i, prompt_slot[r]);
       } else {
-        auto ids = torch::tensor(std::vector<int64_t>(q.prompt_ids.begin(), q.prompt_ids.end()), torch::kInt64)
-                       .to(backend_.device());
-        rs.first_logits = backend_.prefill(ids, static_cast<int64_t>(i)).reshape({-1});
-        ++stats_.prefills;
-        stats_.prompt_tokens += L;
+        to_prefill.push_back(i);
+        prompt_slot[r] = static_cast<int64_t>(i);
+      }
+      admitted.push_back(i);
+    }
+    if (!admitted.empty()) {
+      auto t0 = Clock::now();
+      // Prefill in batches of about kPrefillTokens prompt tokens.
+      constexpr int64_t kPrefillTokens = 8192;
+      for (size_t at = 0; at < to_prefill.size();) {
+        std::vector<torch::Tensor> ids;
+        std::vector<int64_t> where;
+        int64_t tokens = 0;
+        while (at < to_prefill.size()) {
+          const Request& q = requests[slots[to_prefill[at]].request];
+          const auto L = static_cast<int64_t>(q.prompt_ids.size());
+          if (!ids.empty() && tokens + L > kPrefillTokens) break;
+          ids.push_back(torch::tensor(std::vector<int64_t>(q.prompt_ids.begin(), q.prompt_ids.end()), torch::kInt64)
+                            .to(backend_.device()));
+          where.push_back(static_cast<int64_t>(to_prefill[at]));
+          tokens += L;
+          ++at;
+        }
+        auto logits = backend_.prefill_many(ids, where);
+        for (size_t k = 0; k < where.size(); ++k) {
+          req_state[slots[static_cast<size_t>(where[k])].request].first_logits = logits[k].reshape({-1});
+          ++stats_.prefills;
+        }
+        stats_.prompt_tokens += tokens;
+      }
+      // Prefix copies, one call per source slot.
+      std::map<int64_t, std::vector<int64_t>> copies;
+      for (auto [dst, src] : to_copy) copies[src].push_back(static_cast<int64_t>(dst));
+      for (const auto& [src, dsts] : copies) {
+        const auto L = static_cast<int64_t>(requests[slots[static_cast<size_t>(src)].request].prompt_ids.size());
+        backend_.copy_prefix_to(src, dsts, L);
+        stats_.prefix_copies += static_cast<int64_t>(dsts.size());
       }
       stats_.prefill_seconds += seconds_since(t0);
-      admitted.push_back(i);
+    }
+    std::vector<torch::Tensor> first_logits;
+    for (size_t i : admitted) {
+      RequestState& rs = req_state[slots[i].request];
       first_logits.push_back(rs.first_logits);
-      if (++rs.admitted == q.n) rs.first_logits = torch::Tensor();
+      if (++rs.admitted == requests[slots[i].request].n) rs.first_logits = torch::Tensor();
     }
     if (!admitted.empty()) {
       std::vector<RowSpec> rows;
@@ -218,7 +259,13 @@ std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
     auto t0 = Clock::now();
     auto logits = backend_.decode(torch::tensor(tokens, torch::kInt64).to(dev), torch::tensor(positions, torch::kInt64).to(dev),
                                   torch::tensor(slot_ids, torch::kInt64).to(dev));
+    if (options_.split_timing) {
+      if (dev.is_cuda()) torch::cuda::synchronize(dev.index());
+      stats_.forward_seconds += seconds_since(t0);
+    }
+    auto t_sample = Clock::now();
     auto res = sampler_.sample(logits, rows);
+    if (options_.split_timing) stats_.sample_seconds += seconds_since(t_sample);
     stats_.decode_seconds += seconds_since(t0);
     ++stats_.decode_steps;
     for (size_t k = 0; k < live.size(); ++k) {

@@ -46,11 +46,15 @@ struct EngineOptions {
   int64_t max_batch = 64;              // decode slots (sequences in flight)
   std::vector<int32_t> eos_ids;        // any of these ends a sequence (unless ignore_eos)
   const Tokenizer* tokenizer = nullptr;  // for text and stop strings; nullptr = no text
+  bool split_timing = false;           // fill EngineStats::forward_seconds / sample_seconds (benchmarks)
 };
 
 struct EngineStats {
   int64_t prefills = 0, prefix_copies = 0, decode_steps = 0, generated_tokens = 0, prompt_tokens = 0;
   double prefill_seconds = 0, decode_seconds = 0;
+  // With EngineOptions::split_timing: decode_seconds split into the model step and sampling (the
+  // device is synchronized after each model step to tell them apart; off by default).
+  double forward_seconds = 0, sample_seconds = 0;
 };
 
 class Engine {

@@ -2,24 +2,78 @@
 
 #include <algorithm>
 
+#include <cstdlib>
+#include <map>
+
 #if __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
+#include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
 #define MATHRL_SAMPLER_CUDA 1
 #endif
 
 #include "common/error.h"
+#include "decode_attention.h"
 
 namespace mathrl::sampler {
 
+struct ModelBackend::Graphs {
+#ifdef MATHRL_SAMPLER_CUDA
+  struct Captured {
+    std::unique_ptr<at::cuda::CUDAGraph> graph;
+    torch::Tensor logits;  // [bucket, V], written by every replay
+  };
+  std::map<int64_t, Captured> by_bucket;
+  torch::Tensor tokens, positions, slots;  // static inputs [max bucket]
+  at::cuda::MempoolId_t pool{0, 0};
+#endif
+};
+
+namespace {
+
+bool graphs_allowed_by_env() {
+  const char* v = std::getenv("MATHRL_CUDA_GRAPHS");
+  return !(v && std::string(v) == "0");
+}
+
+// 1, 2, 4, 8, 16, then about 1.5x apart (multiples of 16): few graphs, at most ~1/3 padding.
+int64_t bucket_for(int64_t batch, int64_t max_bucket) {
+  int64_t b = 1;
+  while (b < batch && b < 16) b *= 2;
+  while (b < batch) b = ((b * 3 / 2) + 15) / 16 * 16;
+  return std::min(b, max_bucket);
+}
+
+}  // namespace
+
 ModelBackend::ModelBackend(model::Decoder decoder, torch::Device device, torch::ScalarType cache_dtype)
-    : decoder_(std::move(decoder)), config_(decoder_->config()), device_(device), cache_dtype_(cache_dtype) {
+    : decoder_(std::move(decoder)), config_(decoder_->config()), device_(device), cache_dtype_(cache_dtype),
+      graphs_(std::make_unique<Graphs>()) {
   decoder_->eval();
 }
 
+ModelBackend::~ModelBackend() = default;
+
+int64_t ModelBackend::graphs_captured() const {
+#ifdef MATHRL_SAMPLER_CUDA
+  return static_cast<int64_t>(graphs_->by_bucket.size());
+#else
+  return 0;
+#endif
+}
+
 void ModelBackend::allocate(int64_t slots, int64_t max_len) {
+  graphs_ = std::make_unique<Graphs>();  // graphs captured against the old cache are invalid now
   cache_ = model::KvCache();  // free the old cache before the new one is allocated
-  cache_ = model::KvCache::allocate(config_, slots, max_len, cache_dtype_, device_);
+  auto probe = model::KvCache::allocate(config_, 0, 1, cache_dtype_, device_);
+  use_graphs_ = device_.is_cuda() && graphs_allowed_by_env() &&
+                kernels::decode_attention_uses_kernel(decoder_->model->embed_tokens->weight.scalar_type(),
+                                                      config_.num_attention_heads, probe.k[0]);
+  // With graphs, one extra slot takes the padding rows of a bucket.
+  scratch_slot_ = use_graphs_ ? slots : -1;
+  cache_ = model::KvCache::allocate(config_, slots + (use_graphs_ ? 1 : 0), max_len, cache_dtype_, device_);
 }
 
 torch::Tensor ModelBackend::prefill(const torch::Tensor& ids, int64_t slot) {
@@ -34,10 +88,88 @@ torch::Tensor ModelBackend::prefill(const torch::Tensor& ids, int64_t slot) {
 
 void ModelBackend::copy_prefix(int64_t src, int64_t dst, int64_t len) { cache_.copy_prefix(src, dst, len); }
 
-torch::Tensor ModelBackend::decode(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& slots) {
+void ModelBackend::copy_prefix_to(int64_t src, const std::vector<int64_t>& dsts, int64_t len) {
+  cache_.copy_prefix_to(src, dsts, len);
+}
+
+std::vector<torch::Tensor> ModelBackend::prefill_many(const std::vector<torch::Tensor>& ids, const std::vector<int64_t>& slots) {
+  if (ids.size() <= 1) return DecodeBackend::prefill_many(ids, slots);
+  torch::NoGradGuard no_grad;
+  const auto P = static_cast<int64_t>(ids.size());
+  int64_t longest = 0;
+  std::vector<int64_t> last(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    longest = std::max(longest, ids[i].size(0));
+    last[i] = ids[i].size(0) - 1;
+  }
+  auto opts = torch::TensorOptions().dtype(torch::kInt64).device(device_);
+  auto batch = torch::zeros({P, longest}, opts);
+  for (int64_t i = 0; i < P; ++i) batch[i].narrow(0, 0, ids[static_cast<size_t>(i)].size(0)).copy_(ids[static_cast<size_t>(i)]);
+  auto positions = torch::arange(longest, opts).unsqueeze(0).expand({P, longest}).contiguous();
+  auto hidden = decoder_->forward_cached(batch, positions, torch::tensor(slots, torch::kInt64).to(device_), cache_);
+  // Only each prompt's last position goes through the LM head.
+  auto rows = hidden.index({torch::arange(P, opts), torch::tensor(last, torch::kInt64).to(device_)});  // [P, H]
+  auto logits = decoder_->logits(rows);
+  std::vector<torch::Tensor> out;
+  for (int64_t i = 0; i < P; ++i) out.push_back(logits[i]);
+  return out;
+}
+
+torch::Tensor ModelBackend::decode_eager(const torch::Tensor& tokens, const torch::Tensor& positions,
+                                         const torch::Tensor& slots) {
   torch::NoGradGuard no_grad;
   auto hidden = decoder_->forward_cached(tokens.unsqueeze(1), positions.unsqueeze(1), slots, cache_);
   return decoder_->logits(hidden).squeeze(1);
+}
+
+torch::Tensor ModelBackend::decode(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& slots) {
+#ifdef MATHRL_SAMPLER_CUDA
+  if (use_graphs_) {
+    torch::NoGradGuard no_grad;
+    const int64_t B = tokens.size(0), max_bucket = scratch_slot_;  // scratch_slot_ == number of real slots
+    const int64_t bucket = bucket_for(B, std::max<int64_t>(max_bucket, 1));
+    Graphs& g = *graphs_;
+    if (!g.tokens.defined()) {
+      auto opts = torch::TensorOptions().dtype(torch::kInt64).device(device_);
+      g.tokens = torch::zeros({max_bucket}, opts);
+      g.positions = torch::zeros({max_bucket}, opts);
+      g.slots = torch::full({max_bucket}, scratch_slot_, opts);
+      g.pool = at::cuda::graph_pool_handle();
+    }
+    // Real rows first; padding rows decode token 0 at position 0 of the scratch slot.
+    g.tokens.narrow(0, 0, B).copy_(tokens);
+    g.positions.narrow(0, 0, B).copy_(positions);
+    g.slots.narrow(0, 0, B).copy_(slots);
+    if (bucket > B) {
+      g.tokens.narrow(0, B, bucket - B).zero_();
+      g.positions.narrow(0, B, bucket - B).zero_();
+      g.slots.narrow(0, B, bucket - B).fill_(scratch_slot_);
+    }
+    auto it = g.by_bucket.find(bucket);
+    if (it == g.by_bucket.end()) {
+      auto in_t = g.tokens.narrow(0, 0, bucket), in_p = g.positions.narrow(0, 0, bucket), in_s = g.slots.narrow(0, 0, bucket);
+      // Warm up on a side stream (lazy initializations must not happen inside the capture), then capture.
+      auto side = c10::cuda::getStreamFromPool(false, device_.index());
+      c10::cuda::getCurrentCUDAStream(device_.index()).synchronize();  // once per bucket: a plain sync will do
+      Graphs::Captured cap;
+      {
+        c10::cuda::CUDAStreamGuard guard(side);
+        decode_eager(in_t, in_p, in_s);
+        side.synchronize();
+        cap.graph = std::make_unique<at::cuda::CUDAGraph>();
+        cap.graph->capture_begin(g.pool);
+        cap.logits = decode_eager(in_t, in_p, in_s);
+        cap.graph->capture_end();
+      }
+      side.synchronize();
+      it = g.by_bucket.emplace(bucket, std::move(cap)).first;
+    }
+    it->second.graph->replay();
+    // A view of the graph's output: valid until the next decode() (the engine samples from it first).
+    return it->second.logits.narrow(0, 0, B);
+  }
+#endif
+  return decode_eager(tokens, positions, slots);
 }
 
 int64_t kv_bytes_per_position(const model::ModelConfig& c, torch::ScalarType dtype) {

@@ -2,16 +2,23 @@
 // from a device-memory budget.
 #pragma once
 #include <cstdint>
+#include <memory>
 
 #include "model/transformer.h"
 #include "sampler/backend.h"
 
 namespace mathrl::sampler {
 
+// On CUDA, decode steps run as CUDA graphs, one per batch-size bucket (1, 2, 4, ..., then steps
+// of 1.5x), captured on first use: a step is then one graph launch instead of hundreds of kernel
+// launches. Rows past the real batch are padded onto one scratch cache slot kept for that. Graphs
+// need the in-place decode attention (kernels/decode_attention.h); MATHRL_CUDA_GRAPHS=0 turns
+// them off.
 class ModelBackend : public DecodeBackend {
  public:
   // The cache takes `cache_dtype` (the model's parameter dtype when undefined-ish: pass it explicitly).
   ModelBackend(model::Decoder decoder, torch::Device device, torch::ScalarType cache_dtype);
+  ~ModelBackend() override;
 
   int64_t vocab_size() const override { return config_.vocab_size; }
   int64_t max_context() const override { return config_.max_position_embeddings; }
@@ -19,13 +26,24 @@ class ModelBackend : public DecodeBackend {
   void allocate(int64_t slots, int64_t max_len) override;
   torch::Tensor prefill(const torch::Tensor& ids, int64_t slot) override;
   void copy_prefix(int64_t src, int64_t dst, int64_t len) override;
+  // Right-padded into one forward pass; positions past a prompt's end get keys/values that decode
+  // overwrites before it ever reads them.
+  std::vector<torch::Tensor> prefill_many(const std::vector<torch::Tensor>& ids, const std::vector<int64_t>& slots) override;
+  void copy_prefix_to(int64_t src, const std::vector<int64_t>& dsts, int64_t len) override;
   torch::Tensor decode(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& slots) override;
 
   const model::ModelConfig& config() const { return config_; }
   model::Decoder& decoder() { return decoder_; }
   torch::ScalarType cache_dtype() const { return cache_dtype_; }
+  bool cuda_graphs() const { return use_graphs_; }
+  int64_t graphs_captured() const;
 
  private:
+  torch::Tensor decode_eager(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& slots);
+  struct Graphs;  // CUDA-only state
+  std::unique_ptr<Graphs> graphs_;
+  bool use_graphs_ = false;
+  int64_t scratch_slot_ = -1;
   model::Decoder decoder_;
   model::ModelConfig config_;
   torch::Device device_;
