@@ -57,6 +57,23 @@ void Mixer::set_exhausted(size_t i) {
   exhausted_[i] = true;
 }
 
+bool Mixer::available() const {
+  for (size_t i = 0; i < names_.size(); ++i)
+    if (!exhausted_[i] && weights_[i] > 0) return true;
+  return false;
+}
+
+void Mixer::restore(const std::vector<double>& weights, const std::vector<uint64_t>& taken,
+                    const std::vector<bool>& exhausted) {
+  if (weights.size() != names_.size() || taken.size() != names_.size() || exhausted.size() != names_.size())
+    throw UsageError(str("mixer state has ", weights.size(), " weights, ", taken.size(), " counters and ",
+                         exhausted.size(), " flags for ", names_.size(), " sources"));
+  set_weights(weights);  // validates
+  weights_ = weights;
+  taken_ = taken;
+  exhausted_ = exhausted;
+}
+
 std::vector<double> Mixer::realized() const {
   uint64_t total = 0;
   for (uint64_t t : taken_) total += t;

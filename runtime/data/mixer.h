@@ -23,6 +23,18 @@ class Mixer {
   std::vector<double> realized() const;
   std::string report() const;  // "gsm8k=0.700 math=0.300 (1000000 tokens)"
   void set_exhausted(size_t i);  // a source that ran out (epochs/cap reached) is never picked again
+  // True while some source with a positive weight is not exhausted (pick() would succeed).
+  bool available() const;
+
+  // State, for exact resume: the normalized weights, tokens taken and exhausted flags.
+  const std::vector<std::string>& names() const { return names_; }
+  const std::vector<double>& weights() const { return weights_; }
+  const std::vector<uint64_t>& taken() const { return taken_; }
+  const std::vector<bool>& exhausted() const { return exhausted_; }
+  // Restores a saved state bit for bit (weights as saved, not re-normalized). Sizes must match the
+  // sources, else UsageError.
+  void restore(const std::vector<double>& weights, const std::vector<uint64_t>& taken,
+               const std::vector<bool>& exhausted);
 
  private:
   std::vector<std::string> names_;

@@ -26,40 +26,92 @@ struct Header {
   uint64_t reserved;
 };
 static_assert(sizeof(Header) == kHeaderBytes);
-}  // namespace
 
-void write_token_shard(const std::string& path, const std::vector<int32_t>& tokens, ShardDtype dtype) {
-  const uint32_t bytes = static_cast<uint32_t>(dtype);
-  const int64_t max_id = dtype == ShardDtype::U16 ? 0xFFFF : 0xFFFFFFFFLL;
-  std::vector<unsigned char> buf(kHeaderBytes + tokens.size() * bytes);
+Header make_header(ShardDtype dtype, uint64_t count, int64_t separator) {
   Header h{};
   std::memcpy(h.magic, kMagic, 8);
   h.version = kVersion;
-  h.dtype = bytes;
-  h.count = tokens.size();
-  std::memcpy(buf.data(), &h, kHeaderBytes);
+  h.dtype = static_cast<uint32_t>(dtype);
+  h.count = count;
+  h.reserved = separator < 0 ? 0 : static_cast<uint64_t>(separator) + 1;
+  return h;
+}
+
+}  // namespace
+
+ShardWriter::ShardWriter(std::string path, ShardDtype dtype, int64_t separator)
+    : path_(std::move(path)), tmp_(path_ + ".tmp"), dtype_(dtype), separator_(separator) {
+  const int64_t max_id = dtype == ShardDtype::U16 ? 0xFFFF : 0xFFFFFFFFLL;
+  if (separator > max_id)
+    throw UsageError(str("bad argument #3 to 'ShardWriter' (separator ", separator, " does not fit uint",
+                         static_cast<uint32_t>(dtype) * 8, ")"));
+  file_ = std::fopen(tmp_.c_str(), "wb");
+  if (!file_) throw Error(str("cannot write ", tmp_, ": ", std::strerror(errno)));
+  const Header h = make_header(dtype_, 0, separator_);
+  buf_.resize(kHeaderBytes);
+  std::memcpy(buf_.data(), &h, kHeaderBytes);
+}
+
+ShardWriter::~ShardWriter() {
+  if (file_) {
+    std::fclose(file_);
+    std::remove(tmp_.c_str());
+  }
+}
+
+void ShardWriter::append(const std::vector<int32_t>& tokens) {
+  MATHRL_CHECK(file_, path_, ": append after finish");
+  const uint32_t bytes = static_cast<uint32_t>(dtype_);
+  const int64_t max_id = dtype_ == ShardDtype::U16 ? 0xFFFF : 0xFFFFFFFFLL;
   for (size_t i = 0; i < tokens.size(); ++i) {
     const int64_t t = tokens[i];
     if (t < 0 || t > max_id)
-      throw UsageError(str("bad argument #2 to 'write_token_shard' (token ", t, " at index ", i,
+      throw UsageError(str("bad argument #2 to 'write_token_shard' (token ", t, " at index ", count_ + i,
                            " does not fit uint", bytes * 8, ")"));
+    const size_t at = buf_.size();
+    buf_.resize(at + bytes);
     if (bytes == 2) {
-      uint16_t v = static_cast<uint16_t>(t);
-      std::memcpy(&buf[kHeaderBytes + i * 2], &v, 2);
+      const uint16_t v = static_cast<uint16_t>(t);
+      std::memcpy(&buf_[at], &v, 2);
     } else {
-      uint32_t v = static_cast<uint32_t>(t);
-      std::memcpy(&buf[kHeaderBytes + i * 4], &v, 4);
+      const uint32_t v = static_cast<uint32_t>(t);
+      std::memcpy(&buf_[at], &v, 4);
     }
   }
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw Error(str("cannot write ", tmp, ": ", std::strerror(errno)));
-  const bool ok = std::fwrite(buf.data(), 1, buf.size(), f) == buf.size();
-  const bool closed = std::fclose(f) == 0;
-  if (!ok || !closed || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Error(str("cannot write ", path, ": ", std::strerror(errno)));
+  count_ += tokens.size();
+  if (buf_.size() >= (1u << 20)) flush();
+}
+
+void ShardWriter::append_document(const std::vector<int32_t>& tokens) {
+  MATHRL_CHECK(separator_ >= 0, path_, ": append_document needs a separator");
+  append(tokens);
+  append({static_cast<int32_t>(separator_)});
+}
+
+void ShardWriter::flush() {
+  if (!buf_.empty() && std::fwrite(buf_.data(), 1, buf_.size(), file_) != buf_.size())
+    throw Error(str("cannot write ", tmp_, ": ", std::strerror(errno)));
+  buf_.clear();
+}
+
+void ShardWriter::finish() {
+  MATHRL_CHECK(file_, path_, ": finish twice");
+  flush();
+  const Header h = make_header(dtype_, count_, separator_);
+  const bool ok = std::fseek(file_, 0, SEEK_SET) == 0 && std::fwrite(&h, 1, kHeaderBytes, file_) == kHeaderBytes;
+  const bool closed = std::fclose(file_) == 0;
+  file_ = nullptr;
+  if (!ok || !closed || std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    std::remove(tmp_.c_str());
+    throw Error(str("cannot write ", path_, ": ", std::strerror(errno)));
   }
+}
+
+void write_token_shard(const std::string& path, const std::vector<int32_t>& tokens, ShardDtype dtype,
+                       int64_t separator) {
+  ShardWriter w(path, dtype, separator);
+  w.append(tokens);
+  w.finish();
 }
 
 TokenShard::TokenShard(const std::string& path, int expected_dtype_bytes) : path_(path) {
@@ -93,12 +145,17 @@ TokenShard::TokenShard(const std::string& path, int expected_dtype_bytes) : path
   if (h.dtype != 2 && h.dtype != 4) fail(str("bad token shard dtype ", h.dtype, " (expected 2 or 4 bytes)"));
   if (expected_dtype_bytes != 0 && static_cast<int>(h.dtype) != expected_dtype_bytes)
     fail(str("token shard dtype is uint", h.dtype * 8, ", expected uint", expected_dtype_bytes * 8));
+  if (h.count > (map_size_ - kHeaderBytes) / h.dtype)  // also guards the multiplication below
+    fail(str("truncated token shard: header says ", h.count, " tokens, file has ", map_size_, " bytes"));
   const uint64_t need = kHeaderBytes + h.count * h.dtype;
   if (need != map_size_)
     fail(str(map_size_ < need ? "truncated" : "oversized", " token shard: header says ", h.count, " tokens (",
              need, " bytes), file has ", map_size_, " bytes"));
+  if (h.reserved > (h.dtype == 2 ? 0x10000ULL : 0x100000000ULL))
+    fail(str("bad token shard separator field ", h.reserved, " (does not fit uint", h.dtype * 8, ")"));
   dtype_ = static_cast<ShardDtype>(h.dtype);
   count_ = h.count;
+  separator_ = static_cast<int64_t>(h.reserved) - 1;
   data_ = static_cast<const unsigned char*>(map_) + kHeaderBytes;
 }
 
@@ -122,8 +179,20 @@ void TokenShard::read(uint64_t begin, uint64_t n, std::vector<int32_t>& out) con
   out.clear();
   if (begin >= count_) return;
   const uint64_t end = std::min<uint64_t>(count_, begin + n);
-  out.reserve(end - begin);
-  for (uint64_t i = begin; i < end; ++i) out.push_back(at(i));
+  out.resize(end - begin);
+  if (dtype_ == ShardDtype::U16) {
+    for (uint64_t i = begin; i < end; ++i) {
+      uint16_t v;
+      std::memcpy(&v, data_ + i * 2, 2);
+      out[i - begin] = v;
+    }
+  } else {
+    for (uint64_t i = begin; i < end; ++i) {
+      uint32_t v;
+      std::memcpy(&v, data_ + i * 4, 4);
+      out[i - begin] = static_cast<int32_t>(v);
+    }
+  }
 }
 
 }  // namespace mathrl::data

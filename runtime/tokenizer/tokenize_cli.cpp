@@ -1,5 +1,7 @@
-// `mathrl tokenize`: JSONL text -> JSONL ids (or back with --decode), one output line per input line.
+// `mathrl tokenize`: JSONL text -> JSONL ids (or back with --decode), one output line per input line;
+// with --shard, a token shard (data/shard.h) of the documents separated by EOS instead.
 #include <cstdio>
+#include <memory>
 
 #include <rapidjson/document.h>
 
@@ -7,6 +9,7 @@
 #include "common/error.h"
 #include "common/jsonl.h"
 #include "common/strings.h"
+#include "data/shard.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mathrl::cli {
@@ -35,8 +38,18 @@ int run_tokenize(const Args& args) {
   if (decode && add_special) throw UsageError("--add-special applies to encoding, not --decode");
   if (!decode && skip_special) throw UsageError("--skip-special applies to --decode only");
   if (decode && raw) throw UsageError("--raw applies to encoding, not --decode");
+  const std::string shard_path = args.str_or("shard", "");
+  if (decode && !shard_path.empty()) throw UsageError("--shard applies to encoding, not --decode");
 
   auto tok = load_tokenizer(args.str("tokenizer"));
+  std::unique_ptr<data::ShardWriter> shard;
+  if (!shard_path.empty()) {
+    if (tok->eos_id() < 0)
+      throw UsageError("--shard separates documents with the tokenizer's EOS token, and this tokenizer has none");
+    const auto dtype = tok->vocab_size() <= 65536 ? data::ShardDtype::U16 : data::ShardDtype::U32;
+    shard = std::make_unique<data::ShardWriter>(shard_path, dtype, tok->eos_id());
+  }
+  size_t documents = 0;
   LineReader in(input);
   std::string line, out;
   std::vector<int32_t> ids;
@@ -72,6 +85,11 @@ int run_tokenize(const Args& args) {
       if (!is_valid_utf8(text)) throw DataError(str(where(in), ": text is not valid UTF-8"));
       ids.clear();
       tok->encode_into(text, add_special, ids);
+      if (shard) {
+        shard->append_document(ids);
+        ++documents;
+        continue;
+      }
       out += "{\"ids\":[";
       for (size_t k = 0; k < ids.size(); ++k) {
         if (k) out += ',';
@@ -80,6 +98,13 @@ int run_tokenize(const Args& args) {
       out += "]}\n";
     }
     write_out(out, false);
+  }
+  if (shard) {
+    shard->finish();
+    std::fprintf(stderr, "tokenize: wrote %zu documents, %llu tokens (uint%d, EOS-separated) to %s\n", documents,
+                 static_cast<unsigned long long>(shard->count()), tok->vocab_size() <= 65536 ? 16 : 32,
+                 shard_path.c_str());
+    return 0;
   }
   write_out(out, true);
   std::fflush(stdout);
