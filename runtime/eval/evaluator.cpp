@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <set>
 
 #include "common/error.h"
@@ -40,9 +41,22 @@ MetricSet metrics_of(const std::vector<const Graded*>& problems, const std::vect
       maj[k].push_back(majority_at_k(g->samples, k, checker.equal));
     }
   }
-  m.accuracy = mean_interval(acc);
-  for (auto& [k, v] : pass) m.pass_at[k] = mean_interval(v);
-  for (auto& [k, v] : maj) m.maj_at[k] = mean_interval(v);
+  // Scores lie in [0, 1]: the normal interval is clipped there. One sample per problem makes
+  // accuracy a plain proportion, which gets the Wilson interval (sound near 0 and 1).
+  auto clip = [](Interval i) {
+    i.low = std::max(0.0, i.low);
+    i.high = std::min(1.0, i.high);
+    return i;
+  };
+  bool single = true;
+  double correct = 0;
+  for (const Graded* g : problems) {
+    single = single && g->samples.size() == 1;
+    correct += g->samples.size() == 1 && g->samples[0].correct ? 1 : 0;
+  }
+  m.accuracy = single ? wilson_interval(correct, m.problems) : clip(mean_interval(acc));
+  for (auto& [k, v] : pass) m.pass_at[k] = k == 1 && single ? m.accuracy : clip(mean_interval(v));
+  for (auto& [k, v] : maj) m.maj_at[k] = k == 1 && single ? m.accuracy : clip(mean_interval(v));
   return m;
 }
 
@@ -97,6 +111,17 @@ void json_metrics(std::string& out, const MetricSet& m) {
 }  // namespace
 
 EvalSummary run_eval(const EvalOptions& options, const GenerateFn& generate, const AnswerChecker& checker) {
+  IndexedGenerateFn streaming = [&generate](const std::vector<std::string>& prompts, const std::vector<size_t>&, int n,
+                                            const PromptDone& done) {
+    auto completions = generate(prompts, n);
+    MATHRL_CHECK(completions.size() == prompts.size(), "generator returned ", completions.size(), " results for ",
+                 prompts.size(), " prompts");
+    for (size_t i = 0; i < completions.size(); ++i) done(i, completions[i]);
+  };
+  return run_eval(options, streaming, checker);
+}
+
+EvalSummary run_eval(const EvalOptions& options, const IndexedGenerateFn& generate, const AnswerChecker& checker) {
   if (options.samples < 1) throw UsageError("evaluation needs at least one sample per problem");
   std::vector<int> ks = options.ks.empty() ? default_ks(options.samples) : options.ks;
   for (int k : ks)
@@ -113,58 +138,79 @@ EvalSummary run_eval(const EvalOptions& options, const GenerateFn& generate, con
   EvalSummary summary;
   summary.benchmark = options.benchmark;
   summary.samples = options.samples;
-  FILE* out = nullptr;
+  std::unique_ptr<FILE, int (*)(FILE*)> out(nullptr, &std::fclose);
   if (!options.out_dir.empty()) {
     std::filesystem::create_directories(options.out_dir);
     generations = options.out_dir + "/" + options.benchmark + ".generations.jsonl";
     graded = read_previous(generations, options.samples);
     summary.resumed_problems = static_cast<int>(graded.size());
-    out = std::fopen(generations.c_str(), "a");
+    // An interrupted write can leave a last line without its newline: end it, so the first new
+    // record does not fuse with it (the cut line is skipped when read back).
+    bool cut = false;
+    if (FILE* in = std::fopen(generations.c_str(), "rb")) {
+      if (std::fseek(in, -1, SEEK_END) == 0) cut = std::fgetc(in) != '\n';
+      std::fclose(in);
+    }
+    out.reset(std::fopen(generations.c_str(), "a"));
     if (!out) throw Error(str(generations, ": cannot open for appending"));
+    if (cut) std::fputc('\n', out.get());
   }
   std::vector<size_t> todo;
   for (size_t i = 0; i < problems.size(); ++i)
     if (!graded.count(i)) todo.push_back(i);
-  for (size_t start = 0; start < todo.size(); start += static_cast<size_t>(std::max(1, options.batch_problems))) {
-    size_t end = std::min(todo.size(), start + static_cast<size_t>(std::max(1, options.batch_problems)));
+  if (options.on_start) options.on_start(todo.size(), problems.size());
+
+  // Grades one problem's samples and appends them to the generations file.
+  auto record = [&](size_t idx, const std::vector<std::string>& texts) {
+    MATHRL_CHECK(static_cast<int>(texts.size()) == options.samples, "generator returned ", texts.size(),
+                 " samples, expected ", options.samples);
+    Graded g;
+    std::string lines;
+    for (int j = 0; j < options.samples; ++j) {
+      SampledAnswer a;
+      a.answer = checker.extract(texts[static_cast<size_t>(j)]);
+      a.correct = a.answer && checker.equal(*a.answer, problems[idx].gold);
+      if (out) {
+        lines += str("{\"problem\":", idx, ",\"id\":");
+        append_json_string(lines, problems[idx].id);
+        lines += str(",\"sample\":", j, ",\"completion\":");
+        append_json_string(lines, texts[static_cast<size_t>(j)]);
+        lines += ",\"answer\":";
+        if (a.answer) append_json_string(lines, *a.answer);
+        else lines += "null";
+        lines += ",\"gold\":";
+        append_json_string(lines, problems[idx].gold);
+        lines += str(",\"correct\":", a.correct ? "true" : "false", "}\n");
+      }
+      g.samples.push_back(std::move(a));
+    }
+    if (out) {
+      if (std::fwrite(lines.data(), 1, lines.size(), out.get()) != lines.size() || std::fflush(out.get()) != 0)
+        throw Error(str(generations, ": write failed"));
+    }
+    if (options.on_graded) options.on_graded(idx, g.samples);
+    graded[idx] = std::move(g);
+  };
+
+  const size_t chunk = options.batch_problems > 0 ? static_cast<size_t>(options.batch_problems) : std::max<size_t>(1, todo.size());
+  for (size_t start = 0; start < todo.size(); start += chunk) {
+    size_t end = std::min(todo.size(), start + chunk);
     std::vector<std::string> prompts;
-    for (size_t t = start; t < end; ++t) {
-      const Problem& p = problems[todo[t]];
+    std::vector<size_t> indices(todo.begin() + static_cast<std::ptrdiff_t>(start), todo.begin() + static_cast<std::ptrdiff_t>(end));
+    for (size_t idx : indices) {
+      const Problem& p = problems[idx];
       prompts.push_back(options.prompt ? options.prompt(p) : build_prompt(options.benchmark, p, options.style, exemplars));
     }
-    auto completions = generate(prompts, options.samples);
-    MATHRL_CHECK(completions.size() == prompts.size(), "generator returned ", completions.size(), " results for ",
-                 prompts.size(), " prompts");
-    for (size_t t = start; t < end; ++t) {
-      size_t idx = todo[t];
-      const auto& texts = completions[t - start];
-      MATHRL_CHECK(static_cast<int>(texts.size()) == options.samples, "generator returned ", texts.size(),
-                   " samples, expected ", options.samples);
-      Graded g;
-      for (int j = 0; j < options.samples; ++j) {
-        SampledAnswer a;
-        a.answer = checker.extract(texts[static_cast<size_t>(j)]);
-        a.correct = a.answer && checker.equal(*a.answer, problems[idx].gold);
-        if (out) {
-          std::string line = str("{\"problem\":", idx, ",\"id\":");
-          append_json_string(line, problems[idx].id);
-          line += str(",\"sample\":", j, ",\"completion\":");
-          append_json_string(line, texts[static_cast<size_t>(j)]);
-          line += ",\"answer\":";
-          if (a.answer) append_json_string(line, *a.answer);
-          else line += "null";
-          line += ",\"gold\":";
-          append_json_string(line, problems[idx].gold);
-          line += str(",\"correct\":", a.correct ? "true" : "false", "}\n");
-          std::fputs(line.c_str(), out);
-        }
-        g.samples.push_back(std::move(a));
-      }
-      if (out) std::fflush(out);
-      graded[idx] = std::move(g);
-    }
+    std::vector<char> finished(prompts.size(), 0);
+    generate(prompts, indices, options.samples, [&](size_t t, const std::vector<std::string>& texts) {
+      MATHRL_CHECK(t < prompts.size() && !finished[t], "generator reported prompt ", t, " twice or out of range");
+      finished[t] = 1;
+      record(indices[t], texts);
+    });
+    for (size_t t = 0; t < prompts.size(); ++t)
+      MATHRL_CHECK(finished[t], "generator returned without finishing prompt ", t, " of ", prompts.size());
   }
-  if (out) std::fclose(out);
+  out.reset();
 
   std::vector<const Graded*> all;
   std::map<std::string, std::vector<const Graded*>> by_level, by_subject;

@@ -128,3 +128,61 @@ TEST(Evaluator, RejectsBadOptions) {
   opt.samples = 0;
   EXPECT_THROW(run_eval(opt, std::ref(script), checker()), UsageError);
 }
+
+// The streaming generator: problems reach the file as they finish, in any order, so a run killed
+// mid-call keeps them; the resumed run is asked only for the rest, by their benchmark indices.
+TEST(Evaluator, StreamingGeneratorKeepsFinishedProblemsOfAKilledCall) {
+  test::TempDir dir;
+  EvalOptions opt;
+  opt.benchmark = "gsm8k";
+  opt.data_dir = test::shared_dir() + "/data";
+  opt.samples = 2;
+  opt.limit = 10;
+  opt.batch_problems = 0;  // all in one call
+  opt.out_dir = dir.path();
+  Scripted script;
+  script.problems = load_benchmark("gsm8k", opt.data_dir);
+  script.problems.resize(10);
+  size_t started = 0;
+  opt.on_start = [&](size_t todo, size_t total) {
+    started = todo;
+    EXPECT_EQ(total, 10u);
+  };
+  // Finishes problems 9, 7, 5 (last first), then dies.
+  IndexedGenerateFn dies = [&](const std::vector<std::string>& prompts, const std::vector<size_t>& problems, int n,
+                               const PromptDone& done) {
+    EXPECT_EQ(prompts.size(), 10u);
+    auto texts = script(prompts, n);
+    for (size_t t : {9u, 7u, 5u}) {
+      EXPECT_EQ(problems[t], t);
+      done(t, texts[t]);
+    }
+    throw std::runtime_error("killed");
+  };
+  EXPECT_THROW(run_eval(opt, dies, checker()), std::runtime_error);
+  EXPECT_EQ(started, 10u);
+  std::vector<size_t> asked;
+  IndexedGenerateFn rest = [&](const std::vector<std::string>& prompts, const std::vector<size_t>& problems, int n,
+                               const PromptDone& done) {
+    asked = problems;
+    auto texts = script(prompts, n);
+    for (size_t t = prompts.size(); t-- > 0;) done(t, texts[t]);
+  };
+  EvalSummary resumed = run_eval(opt, rest, checker());
+  EXPECT_EQ(started, 7u);
+  EXPECT_EQ(resumed.resumed_problems, 3);
+  EXPECT_EQ(asked, (std::vector<size_t>{0, 1, 2, 3, 4, 6, 8}));
+  test::TempDir fresh_dir;
+  opt.out_dir = fresh_dir.path();
+  opt.on_start = nullptr;
+  EvalSummary full = run_eval(opt, std::ref(script), checker());
+  EXPECT_DOUBLE_EQ(resumed.overall.accuracy.mean, full.overall.accuracy.mean);
+  EXPECT_DOUBLE_EQ(resumed.overall.maj_at.at(2).mean, full.overall.maj_at.at(2).mean);
+
+  // A generator that forgets a prompt is a bug, reported as one.
+  test::TempDir other;
+  opt.out_dir = other.path();
+  IndexedGenerateFn forgets = [&](const std::vector<std::string>& prompts, const std::vector<size_t>&, int n,
+                                  const PromptDone& done) { done(0, script(prompts, n)[0]); };
+  EXPECT_THROW(run_eval(opt, forgets, checker()), Error);
+}
