@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "common/error.h"
+#include "common/strings.h"
 
 namespace mathrl::rl {
 
@@ -95,6 +96,27 @@ std::vector<std::vector<double>> process_supervision_advantages(const std::vecto
     }
     // Tokens after the last step (if any) have no later step reward: advantage 0.
     out.push_back(std::move(adv));
+  }
+  return out;
+}
+
+Gae gae(const std::vector<double>& rewards, const std::vector<double>& values, double gamma, double lambda) {
+  if (rewards.size() != values.size())
+    throw UsageError(str("gae: ", rewards.size(), " rewards but ", values.size(), " values (one per token expected)"));
+  if (!(gamma >= 0 && gamma <= 1) || !(lambda >= 0 && lambda <= 1))
+    throw UsageError(str("gae: gamma and lambda must lie in [0, 1] (got ", gamma, ", ", lambda, ")"));
+  check_finite(rewards, "gae");
+  check_finite(values, "gae");
+  Gae out;
+  out.advantages.assign(rewards.size(), 0.0);
+  out.returns.assign(rewards.size(), 0.0);
+  double next_value = 0, next_adv = 0;
+  for (size_t t = rewards.size(); t-- > 0;) {
+    double delta = rewards[t] + gamma * next_value - values[t];
+    next_adv = delta + gamma * lambda * next_adv;
+    next_value = values[t];
+    out.advantages[t] = next_adv;
+    out.returns[t] = next_adv + values[t];
   }
   return out;
 }

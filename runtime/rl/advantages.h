@@ -33,6 +33,15 @@ std::vector<std::vector<double>> process_supervision_advantages(const std::vecto
                                                                 const std::vector<std::vector<int>>& step_end,
                                                                 const std::vector<int>& lengths, double epsilon = 1e-4);
 
+// Generalized advantage estimation (PPO with a learned critic). Per token t of one completion:
+//   delta_t = r_t + gamma * V_{t+1} - V_t   (V past the last token is 0: the episode ends there)
+//   A_t     = delta_t + gamma * lambda * A_{t+1}
+// and the value targets (returns) R_t = A_t + V_t. `rewards` and `values` have one entry per token.
+struct Gae {
+  std::vector<double> advantages, returns;
+};
+Gae gae(const std::vector<double>& rewards, const std::vector<double>& values, double gamma, double lambda);
+
 // Names of the built-ins ("grpo", "rloo", "reinforce++", "process") for recipes and errors.
 std::vector<std::string> advantage_names();
 

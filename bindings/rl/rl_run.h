@@ -1,0 +1,53 @@
+// Internals of the rl stage shared by its files: the run's objects and one training step.
+#pragma once
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/transformer.h"
+#include "recipe.h"
+#include "reward/reward_host.h"
+#include "rl/rl_prompts.h"
+#include "rl/rollout.h"
+#include "rl/update.h"
+#include "sampler/model_backend.h"
+#include "tokenizer/tokenizer.h"
+#include "train/optimizer.h"
+
+namespace mathrl::lua {
+
+struct RlSettings {
+  std::string algorithm;            // "grpo" | "ppo"
+  std::string advantage;            // built-in name, or "" when the recipe gives a function
+  std::string old_logprobs = "auto";  // auto | recompute | sampler
+  bool scale_rewards = true;
+  bool step_rewards = false;        // the recipe has a step_rewards function (process supervision)
+  int64_t prompts_per_step = 16;
+  int num_iterations = 1;
+  bool dynamic_sampling = false;
+  int max_resample = 3;
+  double gamma = 1.0, lam = 0.95, cliprange_value = 0.2;
+  rl::RolloutOptions rollout;
+  rl::UpdateOptions update;
+  uint64_t seed = 1;
+  std::string critic_lr_field = "learning_rate";  // "critic_learning_rate" when the recipe sets it
+};
+
+struct RlState {
+  model::Decoder policy{nullptr}, ref{nullptr}, critic{nullptr};
+  std::unique_ptr<train::AdamW> optimizer, critic_optimizer;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<sampler::ModelBackend> backend;
+  std::unique_ptr<sampler::Engine> engine;
+  std::unique_ptr<reward_lua::RewardHost> rewards;
+  std::vector<RlPrompt> prompts;
+  std::unique_ptr<PromptStream> stream;
+  uint64_t cursor = 0;              // prompts drawn so far (the resume point)
+};
+
+// One step (rollout, rewards, advantages, mu updates); returns the step's metrics.
+std::map<std::string, double> rl_step(RunContext& ctx, const RlSettings& s, RlState& st, long long step);
+
+}  // namespace mathrl::lua
