@@ -7,6 +7,7 @@
 #include "dist/process_group.h"
 
 #include <cstdlib>
+#include <thread>
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -114,17 +115,18 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const Rendezvous& rv, Backend
 }
 
 namespace {
+[[noreturn]] void collective_failed(const ProcessGroup& pg, const char* what, const std::exception& e) {
+  throw Error(str("rank ", pg.rank(), ": ", what, " failed: ", pg.diagnose_failure(), " (", e.what(), ")"));
+}
+
 void wait(const c10::intrusive_ptr<c10d::Work>& work, const ProcessGroup& pg, const char* what) {
   try {
     work->wait();
   } catch (const std::exception& e) {
-    throw Error(str("rank ", pg.rank(), ": ", what, " failed (a peer died, hung past the timeout, or disagreed): ",
-                    e.what()));
+    collective_failed(pg, what, e);
   }
 }
-}  // namespace
 
-namespace {
 void all_reduce(c10d::Backend* backend, at::Tensor& tensor, c10d::ReduceOp::RedOpType op, const ProcessGroup& pg) {
   if (!backend) return;
   std::vector<at::Tensor> t{tensor};
@@ -133,6 +135,46 @@ void all_reduce(c10d::Backend* backend, at::Tensor& tensor, c10d::ReduceOp::RedO
   wait(backend->allreduce(t, o), pg, "all_reduce");
 }
 }  // namespace
+
+struct Work::Impl {
+  c10::intrusive_ptr<c10d::Work> work;
+  const ProcessGroup* group = nullptr;
+  const char* what = "";
+};
+
+void Work::wait() {
+  if (!impl_) return;
+  std::shared_ptr<Impl> impl = std::move(impl_);
+  mathrl::dist::wait(impl->work, *impl->group, impl->what);
+}
+
+std::string ProcessGroup::diagnose_failure() const {
+  if (!impl_->store) return "no process group";
+  // Every rank that sees a collective fail checks in under its own key; the ranks that do not check
+  // in within the window are the dead or hung ones. The store lives on rank 0: when it is gone, so
+  // is rank 0.
+  try {
+    c10d::StoreTimeoutGuard guard(*impl_->store, std::chrono::seconds(2));
+    impl_->store->set(str("mathrl-failed/", rv_.rank), std::string("1"));
+    std::vector<int> missing;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    do {
+      missing.clear();
+      for (int r = 0; r < rv_.world_size; ++r)
+        if (r != rv_.rank && !impl_->store->check({str("mathrl-failed/", r)})) missing.push_back(r);
+      if (missing.empty()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    } while (std::chrono::steady_clock::now() < until);
+    if (missing.empty()) return "every rank is alive (the ranks disagreed on the collective, or the network failed)";
+    std::string names;
+    for (size_t i = 0; i < missing.size(); ++i) names += str(i ? ", " : "", missing[i]);
+    return str(missing.size() == 1 ? "rank " : "ranks ", names, missing.size() == 1 ? " is" : " are",
+               " not responding (died or hung past the timeout)");
+  } catch (const std::exception&) {
+    return rv_.rank == 0 ? "the rendezvous store is unreachable"
+                         : "rank 0 is not responding (its rendezvous store is unreachable: it died or hung)";
+  }
+}
 
 void ProcessGroup::all_reduce_sum(at::Tensor& tensor) { all_reduce(impl_->backend.get(), tensor, c10d::ReduceOp::SUM, *this); }
 
@@ -155,6 +197,69 @@ std::vector<at::Tensor> ProcessGroup::all_gather(const at::Tensor& tensor) {
   wait(impl_->backend->allgather(outputs, inputs), *this, "all_gather");
   return outputs[0];
 }
+
+namespace {
+Work make_work(c10::intrusive_ptr<c10d::Work> w, const ProcessGroup* pg, const char* what);
+}
+
+Work ProcessGroup::all_reduce_sum_async(at::Tensor& tensor) {
+  if (!impl_->backend) return {};
+  std::vector<at::Tensor> t{tensor};
+  c10d::AllreduceOptions o;
+  o.reduceOp = c10d::ReduceOp::SUM;
+  return make_work(impl_->backend->allreduce(t, o), this, "all_reduce");
+}
+
+Work ProcessGroup::reduce_sum_async(at::Tensor& tensor, int root) {
+  if (!impl_->backend) return {};
+  std::vector<at::Tensor> t{tensor};
+  c10d::ReduceOptions o;
+  o.reduceOp = c10d::ReduceOp::SUM;
+  o.rootRank = root;
+  return make_work(impl_->backend->reduce(t, o), this, "reduce");
+}
+
+void ProcessGroup::reduce_sum(at::Tensor& tensor, int root) { reduce_sum_async(tensor, root).wait(); }
+
+Work ProcessGroup::broadcast_async(at::Tensor& tensor, int root) {
+  if (!impl_->backend) return {};
+  std::vector<at::Tensor> t{tensor};
+  c10d::BroadcastOptions o;
+  o.rootRank = root;
+  return make_work(impl_->backend->broadcast(t, o), this, "broadcast");
+}
+
+void ProcessGroup::all_gather_flat(at::Tensor& output, const at::Tensor& input) {
+  MATHRL_CHECK(output.numel() == input.numel() * world_size(), "all_gather_flat: output must hold world_size inputs");
+  if (!impl_->backend) {
+    output.copy_(input.reshape(output.sizes()));
+    return;
+  }
+  at::Tensor in = input;
+  wait(impl_->backend->_allgather_base(output, in), *this, "all_gather");
+}
+
+void ProcessGroup::reduce_scatter_sum(at::Tensor& output, const at::Tensor& input) {
+  MATHRL_CHECK(input.numel() == output.numel() * world_size(), "reduce_scatter_sum: input must hold world_size outputs");
+  if (!impl_->backend) {
+    output.copy_(input.reshape(output.sizes()));
+    return;
+  }
+  at::Tensor in = input;
+  c10d::ReduceScatterOptions o;
+  o.reduceOp = c10d::ReduceOp::SUM;
+  wait(impl_->backend->_reduce_scatter_base(output, in, o), *this, "reduce_scatter");
+}
+
+namespace {
+Work make_work(c10::intrusive_ptr<c10d::Work> w, const ProcessGroup* pg, const char* what) {
+  auto impl = std::make_shared<Work::Impl>();
+  impl->work = std::move(w);
+  impl->group = pg;
+  impl->what = what;
+  return Work(std::move(impl));
+}
+}  // namespace
 
 void ProcessGroup::barrier() {
   if (!impl_->backend) return;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -25,6 +26,22 @@ struct Rendezvous {
 Rendezvous rendezvous_from_env();
 
 enum class Backend { Auto, Gloo, Nccl };
+
+class ProcessGroup;
+
+// A collective in flight (the *_async calls). wait() blocks until it is done and throws as the
+// blocking calls do; a default-constructed Work is already done. The group must outlive it.
+class Work {
+ public:
+  struct Impl;  // defined in process_group.cpp
+  Work() = default;
+  explicit Work(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  void wait();
+  bool done() const { return !impl_; }
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
 Backend parse_backend(const std::string& name);  // "auto" | "gloo" | "nccl"
 
 // One process group for the job. With world_size 1 every collective is a no-op, so stages call
@@ -49,6 +66,21 @@ class ProcessGroup {
   // Gathers equally shaped tensors from every rank, in rank order.
   std::vector<at::Tensor> all_gather(const at::Tensor& tensor);
   void barrier();
+
+  // Asynchronous and flat-buffer collectives (gradient buckets, sharded optimizers). Tensors must be
+  // contiguous and stay alive until the Work is waited for.
+  Work all_reduce_sum_async(at::Tensor& tensor);
+  void reduce_sum(at::Tensor& tensor, int root);  // the sum lands on `root`; others' tensors are unspecified
+  Work reduce_sum_async(at::Tensor& tensor, int root);
+  Work broadcast_async(at::Tensor& tensor, int root);
+  // output [world * n] receives every rank's input [n], in rank order.
+  void all_gather_flat(at::Tensor& output, const at::Tensor& input);
+  // input [world * n] is summed across ranks; rank r's output [n] receives chunk r of the sum.
+  void reduce_scatter_sum(at::Tensor& output, const at::Tensor& input);
+
+  // After a collective failed: which ranks did not reach the failure check within a few seconds
+  // (they died or hung), as a sentence for the error message. Used by Work::wait and the blocking calls.
+  std::string diagnose_failure() const;
 
  private:
   struct Impl;
