@@ -1,5 +1,7 @@
 #include "reward/reward_host.h"
 
+#include "lua_json.h"
+
 #include <algorithm>
 #include <cmath>
 #include <csignal>
@@ -38,41 +40,6 @@ uint64_t call_seed(uint64_t seed, long long step, size_t index, size_t reward) {
 
 // ---- pushing a sample (runs inside a protected call: table creation may hit the memory cap) ----
 
-void push_json(lua_State* L, const rapidjson::Value& v, int depth) {
-  if (depth > kMaxRecordDepth) {
-    lua_pushnil(L);
-    return;
-  }
-  switch (v.GetType()) {
-    case rapidjson::kNullType: lua_pushnil(L); break;
-    case rapidjson::kFalseType: lua_pushboolean(L, 0); break;
-    case rapidjson::kTrueType: lua_pushboolean(L, 1); break;
-    case rapidjson::kStringType: lua_pushlstring(L, v.GetString(), v.GetStringLength()); break;
-    case rapidjson::kNumberType:
-      if (v.IsInt64()) lua_pushinteger(L, static_cast<lua_Integer>(v.GetInt64()));
-      else lua_pushnumber(L, v.GetDouble());
-      break;
-    case rapidjson::kArrayType: {
-      lua_createtable(L, static_cast<int>(v.Size()), 0);
-      lua_Integer i = 1;
-      for (const auto& item : v.GetArray()) {
-        push_json(L, item, depth + 1);
-        lua_rawseti(L, -2, i++);
-      }
-      break;
-    }
-    case rapidjson::kObjectType: {
-      lua_createtable(L, 0, static_cast<int>(v.MemberCount()));
-      for (const auto& m : v.GetObject()) {
-        lua_pushlstring(L, m.name.GetString(), m.name.GetStringLength());
-        push_json(L, m.value, depth + 1);
-        lua_rawset(L, -3);
-      }
-      break;
-    }
-  }
-}
-
 void push_ids(lua_State* L, const std::vector<int64_t>& ids) {
   lua_createtable(L, static_cast<int>(ids.size()), 0);
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -102,7 +69,7 @@ int push_sample(lua_State* L) {
   lua_setfield(L, -2, "prompt_ids");
   push_ids(L, s.completion_ids);
   lua_setfield(L, -2, "completion_ids");
-  if (s.record) push_json(L, *s.record, 0);
+  if (s.record) lua::push_json(L, *s.record, kMaxRecordDepth);
   else lua_newtable(L);
   lua_setfield(L, -2, "record");
   lua_pushinteger(L, static_cast<lua_Integer>(a->step));
