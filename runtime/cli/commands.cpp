@@ -11,7 +11,9 @@
 #include "cli/version_cli.h"
 #include "dist/launch.h"
 #include "eval/decontam.h"
+#include "eval/eval_cli.h"
 #include "model/logprobs.h"
+#include "report/report_cli.h"
 #include "reward/grader.h"
 #include "sampler/sampler_cli.h"
 #include "tokenizer/tokenizer.h"
@@ -63,6 +65,7 @@ const std::vector<Command>& commands() {
            {"decode", Kind::Flag, "", "decode {\"ids\": [...]} lines to {\"text\": ...}"},
            {"skip-special", Kind::Flag, "", "with --decode: drop special tokens from the text"},
            {"field", Kind::String, "", "JSON field to read (default: text, or ids with --decode)", "NAME"},
+           {"shard", Kind::String, "", "write a token shard (uint16 or uint32, documents separated by EOS) instead of JSONL", "OUT.bin"},
        },
        run_tokenize},
       {"decontam", "Remove training documents that overlap evaluation benchmarks (10-gram match).", "[FILE]",
@@ -150,6 +153,7 @@ const std::vector<Command>& commands() {
            {"temperature", Kind::Float, "1.0", "sampling temperature", "T"},
            {"top-k", Kind::Int, "0", "top-k (0 = off)", "K"},
            {"top-p", Kind::Float, "1.0", "top-p (1 = off)", "P"},
+           {"split-timing", Kind::Flag, "", "synchronize after each model step to report model and sampling time apart"},
            {"min-p", Kind::Float, "0.0", "min-p (0 = off)", "P"},
            {"greedy", Kind::Flag, "", "argmax decoding"},
            {"seed", Kind::Int, "0", "seed for weights, prompts and sampling", "N"},
@@ -160,6 +164,50 @@ const std::vector<Command>& commands() {
            {"out", Kind::String, "", "also write the JSON result to this file", "FILE"},
        },
        sampler::run_bench},
+      {"eval", "Evaluate a model on benchmarks (GSM8K, MATH, ...): greedy accuracy, pass@k, maj@k.", "",
+       "Prompts each problem of --bench (few-shot chain of thought for base models: GSM8K 8-shot, MATH-style\n"
+       "4-shot Minerva; the zero-shot instruct prompt with --instruct or --style zeroshot), generates with the\n"
+       "rollout engine (--samples 1: greedy; K > 1: K samples at --temperature/--top-p, sample j of problem i\n"
+       "seeded from (--seed, i, j)), extracts and grades answers with the native grader (maj@k groups answers by\n"
+       "its equivalence) and prints a table with 95% intervals. With --out DIR: <bench>.generations.jsonl (every\n"
+       "completion, its extracted answer and verdict), summary.json and summary.md; running again with the same\n"
+       "--out resumes an interrupted evaluation (same settings required). Benchmarks: gsm8k, math, math500,\n"
+       "svamp, asdiv, mawps, minerva_math, ocw, cmath, mgsm_zh, sat, mmlu_stem, gaokao_cloze, gaokao_qa.",
+       0, 0,
+       {
+           {"model", Kind::String, "", "Hugging Face checkpoint directory (required)", "DIR"},
+           {"bench", Kind::String, "", "benchmarks, comma-separated (required)", "NAMES"},
+           {"data-dir", Kind::String, "../shared/data", "where the benchmark files are", "DIR"},
+           {"path", Kind::String, "", "a JSONL file replacing the benchmark's own (one --bench only)", "FILE"},
+           {"tokenizer", Kind::String, "", "tokenizer file or directory (default: the model directory)", "PATH"},
+           {"samples", Kind::Int, "1", "completions per problem (1 = greedy)", "K"},
+           {"temperature", Kind::Float, "0.7", "sampling temperature when --samples > 1", "T"},
+           {"top-p", Kind::Float, "1.0", "nucleus sampling mass when --samples > 1 (1 = off)", "P"},
+           {"k", Kind::String, "", "k values for pass@k / maj@k, comma-separated (default 1,2,4,... up to K)", "LIST"},
+           {"style", Kind::String, "auto", "auto (few-shot unless --instruct), fewshot or zeroshot", "STYLE"},
+           {"instruct", Kind::Flag, "", "the model is instruction-tuned: --style auto picks the zero-shot prompt"},
+           {"max-new-tokens", Kind::Int, "512", "completion length limit", "N"},
+           {"limit", Kind::Int, "0", "first N problems of each benchmark (0 = all)", "N"},
+           {"seed", Kind::Int, "0", "sampling seed", "N"},
+           {"stop", Kind::List, "", "extra stop string (repeatable; few-shot formats add their own)", "TEXT"},
+           {"device", Kind::String, "", "cpu, cuda or cuda:N (default: cuda when available)", "DEV"},
+           {"dtype", Kind::String, "", "float32, bfloat16 or float16 (default: bf16 on CUDA, fp32 on CPU)", "T"},
+           {"batch", Kind::Int, "256", "decode slots (sequences in flight; capped by the KV-cache memory budget)", "N"},
+           {"chunk", Kind::Int, "0", "problems per engine call (0 = all; finished problems are written as they finish)", "N"},
+           {"out", Kind::String, "", "write generations and summaries here; an earlier run there resumes", "DIR"},
+           {"quiet", Kind::Flag, "", "no progress display"},
+       },
+       run_eval},
+      {"report", "Write RUN_DIR/report.md: accuracy by stage and SVG plots of the run's metrics.", "RUN_DIR",
+       "Reads every metrics.jsonl in RUN_DIR and its stage sub-directories, and every evaluation summary.json\n"
+       "(RUN_DIR/eval/<stage>/summary.json, as mathrl eval writes it). Writes report.md with the accuracy table\n"
+       "by stage (greedy, maj@k, pass@k), plots under RUN_DIR/plots/ (losses; reward, KL, completion length and\n"
+       "accuracy over steps; pass@k and maj@k against k by stage) and each metric's last value. Prints the path.",
+       1, 1,
+       {
+           {"title", Kind::String, "", "report title (default: Run <directory name>)", "TEXT"},
+       },
+       report::run_report},
       {"version", "Print the version, the LibTorch version and whether CUDA is usable.", "", "", 0, 0, {}, run_version},
   };
   return table;

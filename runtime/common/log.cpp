@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "common/jsonl.h"
+#include "common/strings.h"
 
 namespace mathrl {
 
@@ -49,10 +50,18 @@ MetricsWriter::~MetricsWriter() {
   if (file_) std::fclose(file_);
 }
 
-void MetricsWriter::open(const std::string& path, bool append) {
+void MetricsWriter::open(const std::string& path, bool append, bool tensorboard) {
   std::lock_guard<std::mutex> lock(mutex_);
   file_ = std::fopen(path.c_str(), append ? "a" : "w");
   if (!file_) throw Error(str(path, ": cannot open metrics file: ", std::strerror(errno)));
+  if (tensorboard && tfevents_enabled()) {
+    // Per-rank metrics get their own event directory, so TensorBoard shows each rank as a run.
+    std::filesystem::path p(path);
+    std::string stem = p.stem().string();
+    std::string dir = p.parent_path().empty() ? "." : p.parent_path().string();
+    if (stem != "metrics") dir += "/" + (starts_with(stem, "metrics.") ? stem.substr(8) : stem);
+    events_.open(dir);
+  }
 }
 
 void MetricsWriter::write(long long step, const std::map<std::string, double>& values) {
@@ -70,6 +79,7 @@ void MetricsWriter::write(long long step, const std::map<std::string, double>& v
   line += "}\n";
   std::fputs(line.c_str(), file_);
   std::fflush(file_);
+  events_.write_scalars(step, values);
 }
 
 RunDir RunDir::create(const std::string& runs_root, const std::string& name, const std::string& out, int rank) {

@@ -6,6 +6,8 @@
 #include <mutex>
 #include <string>
 
+#include "common/tfevents.h"
+
 namespace mathrl {
 
 // Lines go to stderr and, once a run directory exists, to its log file. Thread-safe.
@@ -27,18 +29,22 @@ class Logger {
 };
 
 // One JSON object per line: {"step": 3, "loss": 2.1, ...}. Values are numbers; flushed each write
-// so a killed run keeps its metrics.
+// so a killed run keeps its metrics. The same values also go to a TensorBoard event file beside it
+// (metrics.jsonl -> events.out.tfevents.*; metrics.rankN.jsonl -> rankN/events.out.tfevents.*) unless
+// `tensorboard` is false or $MATHRL_TFEVENTS=0.
 class MetricsWriter {
  public:
   MetricsWriter() = default;
   ~MetricsWriter();
-  void open(const std::string& path, bool append);
+  void open(const std::string& path, bool append, bool tensorboard = true);
   void write(long long step, const std::map<std::string, double>& values);
   bool is_open() const { return file_ != nullptr; }
+  const std::string& events_path() const { return events_.path(); }  // "" when not writing events
 
  private:
   std::mutex mutex_;
   FILE* file_ = nullptr;
+  TfEventsWriter events_;
 };
 
 // A run's directory: runs/<name>-<YYYYmmdd-HHMMSS>/ by default, or the --out path.
