@@ -1,5 +1,6 @@
 #include "schema.h"
 
+#include <cctype>
 #include <cstdlib>
 
 #include "common/error.h"
@@ -60,7 +61,20 @@ bool type_matches(lua_State* L, int idx, FieldType t) {
 }
 
 // Evaluates a Lua expression in an empty environment and leaves its value on the stack.
+// A bare word ("gpu", "process", "advantage_v2") is a string, as a shell user means it; Lua would
+// read it as a missing global and give nil.
+bool bare_word(const std::string& s) {
+  if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
+  return s != "true" && s != "false" && s != "nil";
+}
+
 void push_lua_literal(lua_State* L, const std::string& expr, const std::string& what) {
+  if (bare_word(expr)) {
+    lua_pushlstring(L, expr.data(), expr.size());
+    return;
+  }
   std::string chunk = "return " + expr;
   if (luaL_loadbufferx(L, chunk.data(), chunk.size(), ("=" + what).c_str(), "t") != LUA_OK) {
     std::string msg = lua_tostring(L, -1);

@@ -16,6 +16,11 @@
 #include "tokenizer/tokenizer.h"
 #include "train/optimizer.h"
 
+namespace mathrl::dist {
+class DataParallel;
+class ProcessGroup;
+}  // namespace mathrl::dist
+
 namespace mathrl::lua {
 
 struct RlSettings {
@@ -45,6 +50,11 @@ struct RlState {
   std::vector<RlPrompt> prompts;
   std::unique_ptr<PromptStream> stream;
   uint64_t cursor = 0;              // prompts drawn so far (the resume point)
+  // Data parallelism: every rank draws the same prompts, rolls out and trains on its contiguous
+  // slice of each step's groups, and the policy's gradients are summed across ranks (null: one process).
+  std::shared_ptr<dist::ProcessGroup> group;
+  std::unique_ptr<dist::DataParallel> data_parallel, critic_data_parallel;
+  ~RlState();
 };
 
 // One step (rollout, rewards, advantages, mu updates); returns the step's metrics.

@@ -10,6 +10,8 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "dist/data_parallel.h"
+#include "dist/process_group.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
 #include "reward/reward_recipe.h"
@@ -19,6 +21,8 @@
 #include "train/checkpoint.h"
 
 namespace mathrl::lua {
+
+RlState::~RlState() = default;
 
 namespace {
 
@@ -259,11 +263,16 @@ int run_rl(RunContext& ctx) {
   const Recipe& recipe = ctx.recipe;
   RlSettings s = read_settings(recipe);
   const long long steps = recipe.integer("steps");
+  // Ranks (data parallelism) from the environment, as the base and instruct stages do.
+  const dist::Rendezvous rv = dist::rendezvous_from_env();
   torch::Device device = resolve_device(recipe.string("device"));
+  if (device.is_cuda() && !device.has_index()) device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(rv.local_rank));
   at::ScalarType dtype = model::parse_dtype(recipe.string("dtype"));
   torch::manual_seed(s.seed);
 
   RlState st;
+  if (rv.world_size > 1) st.group = dist::ProcessGroup::create(rv);
+  const bool main_rank = rv.rank == 0;
   st.policy = initial_policy(recipe, dtype, device);
   st.policy->set_activation_checkpointing(recipe.boolean("gradient_checkpointing"));
   if (s.update.loss.beta != 0.0) {
@@ -281,6 +290,22 @@ int run_rl(RunContext& ctx) {
     st.critic_optimizer = std::make_unique<train::AdamW>(train::AdamW::for_module(*st.critic, adam_options(recipe)));
   }
   st.optimizer = std::make_unique<train::AdamW>(train::AdamW::for_module(*st.policy, adam_options(recipe)));
+  if (st.group) {
+    // Every rank starts from rank 0's weights; each rank's loss is a share of the global batch's
+    // (UpdateOptions::global_*), so the optimizer sums the gradients in one flat all-reduce.
+    dist::broadcast_parameters(*st.group, st.policy->parameters());
+    if (st.ref) dist::broadcast_parameters(*st.group, st.ref->parameters());
+    dist::DataParallelOptions dpo;
+    dpo.overlap = false;
+    dpo.reduction = dist::Reduction::Sum;
+    st.data_parallel = std::make_unique<dist::DataParallel>(st.group.get(), dist::trainable_parameters(*st.policy), dpo);
+    st.optimizer->set_grad_hook(st.data_parallel->grad_hook());
+    if (st.critic) {
+      dist::broadcast_parameters(*st.group, st.critic->parameters());
+      st.critic_data_parallel = std::make_unique<dist::DataParallel>(st.group.get(), dist::trainable_parameters(*st.critic), dpo);
+      st.critic_optimizer->set_grad_hook(st.critic_data_parallel->grad_hook());
+    }
+  }
 
   int32_t bos = -1;
   if (recipe.has("tokenizer")) {
@@ -329,6 +354,10 @@ int run_rl(RunContext& ctx) {
     ctx.log.info(str("resumed from ", from, " at step ", step, ", prompt cursor ", st.cursor));
   }
   auto save = [&](long long at_step) {
+    if (!main_rank) {  // rank 0 writes the checkpoint; the others wait until it is complete
+      st.group->barrier();
+      return;
+    }
     train::TrainState ts;
     ts.step = at_step;
     ts.counters["prompt_cursor"] = st.cursor;
@@ -340,12 +369,14 @@ int run_rl(RunContext& ctx) {
       st.critic_optimizer->save(dir + "/critic_optimizer.safetensors");
     });
     ctx.log.info(str("checkpoint ", path));
+    if (st.group) st.group->barrier();
   };
 
   MetricsWriter metrics;
   metrics.open(ctx.run.rank_file("metrics.jsonl"), false);
   ctx.log.info(str("rl (", s.algorithm, "): ", st.prompts.size(), " prompts, ", s.prompts_per_step, " x ",
-                   s.rollout.num_generations, " completions per step, ", steps, " steps on ", device.str()));
+                   s.rollout.num_generations, " completions per step, ", steps, " steps on ", device.str(),
+                   st.group ? str(", rank ", rv.rank, " of ", rv.world_size, " (", st.group->backend_name(), ")") : ""));
   InterruptGuard guard;
   const long long every = recipe.integer("checkpoint_every");
   while (step < steps) {
@@ -354,6 +385,11 @@ int run_rl(RunContext& ctx) {
     metrics.write(step, m);
     ctx.log.info(format_step_line(step, steps, m));
     bool interrupted = g_interrupted.load() != 0;
+    if (st.group) {  // ranks stop together, or the others would wait in the next collective
+      at::Tensor flag = at::full({1}, interrupted ? 1.0 : 0.0, at::TensorOptions().dtype(at::kFloat).device(device));
+      st.group->all_reduce_max(flag);
+      interrupted = flag.item<float>() > 0;
+    }
     if ((every > 0 && step % every == 0) || step == steps || interrupted) save(step);
     if (interrupted) {
       ctx.log.warn(str("interrupted after step ", step, "; resume with --resume ", ctx.run.path()));

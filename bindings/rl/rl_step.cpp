@@ -13,8 +13,10 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "dist/process_group.h"
 #include "lua_host.h"
 #include "rl/advantages.h"
+#include "rl/rl_dist.h"
 #include "rl/rl_module.h"
 #include "rl/rl_run.h"
 
@@ -75,6 +77,44 @@ std::vector<double> totals(const DrawnGroup& g) {
   std::vector<double> r;
   for (const auto& x : g.rewards) r.push_back(x.total);
   return r;
+}
+
+// The reward figures of reward_lua::summarize, as sums and counts that combine across ranks, plus
+// the mean and std of the totals.
+void add_reward_metrics(RankMetrics& rm, const std::vector<reward_lua::RewardResult>& results,
+                        const std::vector<reward_lua::RewardSpec>& specs) {
+  double total = 0, squares = 0;
+  for (const auto& r : results) {
+    total += r.total, squares += r.total * r.total;
+    for (const auto& [k, v] : r.components) rm.add_mean("reward/" + k, v, 1);
+    for (size_t j = 0; j < r.rewards.size() && j < specs.size(); ++j)
+      if (!r.rewards[j].ok()) rm.add_sum(str("reward_failures/", specs[j].name, "/", call_status_name(r.rewards[j].status)), 1);
+  }
+  const double n = static_cast<double>(results.size());
+  rm.add_mean("reward/total", total, n);
+  rm.add_mean("reward/mean", total, n);
+  rm.add_std("reward/std", total, squares, n);
+}
+
+// One iteration's update figures over all ranks: the loss summed (each rank's is a share of the
+// global loss), the token means weighted by each rank's tokens.
+rl::UpdateStats global_update_stats(dist::ProcessGroup* group, const rl::UpdateStats& u, const torch::Device& device) {
+  const double t = u.tokens;
+  auto v = sum_across(group, {u.loss, u.kl * t, u.pg_loss * t, u.ratio_mean * t, u.clip_low * t, u.clip_high * t,
+                              u.entropy * t, t}, device);
+  rl::UpdateStats g = u;
+  const double n = std::max(1.0, v[7]);
+  g.loss = v[0], g.kl = v[1] / n, g.pg_loss = v[2] / n, g.ratio_mean = v[3] / n, g.clip_low = v[4] / n;
+  g.clip_high = v[5] / n, g.entropy = v[6] / n, g.tokens = v[7];
+  return g;
+}
+
+// The critic's figures over all ranks: the loss summed, the token means weighted by tokens.
+rl::ValueStats global_value_stats(dist::ProcessGroup* group, const rl::ValueStats& v, const torch::Device& device) {
+  const double t = v.tokens;
+  auto g = sum_across(group, {v.loss, v.value_mean * t, v.clip_fraction * t, t}, device);
+  const double n = std::max(1.0, g[3]);
+  return rl::ValueStats{g[0], g[1] / n, g[2] / n, g[3]};
 }
 
 // Calls the recipe's `advantage` function on one group; fills one advantage vector per completion.
@@ -206,25 +246,33 @@ void score_steps(RunContext& ctx, const RlState& st, DrawnGroup& g, long long st
   }
 }
 
-// Rollouts until `prompts_per_step` groups are kept (or the resample limit). Fills generation/reward
-// times and figures in `m`.
+// Rollouts until `prompts_per_step` groups are kept, over all ranks (or the resample limit). Every
+// rank draws the same prompts and rolls out its contiguous slice of them (whole groups); returns
+// this rank's kept groups and sets `global_kept`. Fills generation/reward times in `m` and the
+// group figures in `rm`.
 std::vector<DrawnGroup> draw_groups(const RlSettings& s, RlState& st, long long step, std::map<std::string, double>& m,
-                                    std::vector<reward_lua::RewardResult>& all_rewards, double& t_gen, double& t_reward,
-                                    int64_t& generated_tokens) {
+                                    RankMetrics& rm, std::vector<reward_lua::RewardResult>& all_rewards, double& t_gen,
+                                    double& t_reward, int64_t& generated_tokens, int64_t& global_kept) {
+  const int rank = st.group ? st.group->rank() : 0, world = st.group ? st.group->world_size() : 1;
+  const torch::Device device = st.policy->lm_head_weight().device();
   std::vector<DrawnGroup> kept;
   int64_t need = s.prompts_per_step, drawn_groups = 0, zero_std = 0;
   int rounds = 0;
   for (;; ++rounds) {
     std::vector<rl::RolloutPrompt> rp;
     std::vector<size_t> which;
+    const auto [mine_begin, mine_end] = rl::shard_groups(need, rank, world);
     for (int64_t k = 0; k < need; ++k) {
       size_t idx = st.stream->at(st.cursor);
-      rp.push_back({st.prompts[idx].ids, rl::prompt_seed(s.seed, st.cursor)});
-      which.push_back(idx);
+      if (k >= mine_begin && k < mine_end) {
+        rp.push_back({st.prompts[idx].ids, rl::prompt_seed(s.seed, st.cursor)});
+        which.push_back(idx);
+      }
       ++st.cursor;
     }
     auto t0 = Clock::now();
-    std::vector<rl::RolloutGroup> groups = rl::generate_groups(*st.engine, rp, s.rollout);
+    std::vector<rl::RolloutGroup> groups;
+    if (!rp.empty()) groups = rl::generate_groups(*st.engine, rp, s.rollout);
     st.backend->allocate(1, 1);  // give the KV cache's memory back to the update
     t_gen += seconds_since(t0);
     std::vector<reward_lua::Sample> samples;
@@ -243,7 +291,8 @@ std::vector<DrawnGroup> draw_groups(const RlSettings& s, RlState& st, long long 
       }
     }
     t0 = Clock::now();
-    std::vector<reward_lua::RewardResult> results = st.rewards->score(samples, step);
+    std::vector<reward_lua::RewardResult> results;
+    if (!samples.empty()) results = st.rewards->score(samples, step);
     t_reward += seconds_since(t0);
     const size_t G = static_cast<size_t>(s.rollout.num_generations);
     for (size_t g = 0; g < groups.size(); ++g) {
@@ -258,12 +307,13 @@ std::vector<DrawnGroup> draw_groups(const RlSettings& s, RlState& st, long long 
       if (!(s.dynamic_sampling && d.zero_std)) kept.push_back(std::move(d));
     }
     all_rewards.insert(all_rewards.end(), results.begin(), results.end());
-    if (!s.dynamic_sampling || static_cast<int64_t>(kept.size()) >= s.prompts_per_step || rounds >= s.max_resample) break;
-    need = s.prompts_per_step - static_cast<int64_t>(kept.size());
+    global_kept = static_cast<int64_t>(sum_across(st.group.get(), {static_cast<double>(kept.size())}, device)[0]);
+    if (!s.dynamic_sampling || global_kept >= s.prompts_per_step || rounds >= s.max_resample) break;
+    need = s.prompts_per_step - global_kept;
   }
-  m["groups/zero_std_fraction"] = static_cast<double>(zero_std) / static_cast<double>(std::max<int64_t>(1, drawn_groups));
+  rm.add_mean("groups/zero_std_fraction", static_cast<double>(zero_std), static_cast<double>(drawn_groups));
   m["groups/resample_rounds"] = rounds;
-  m["groups/kept"] = static_cast<double>(kept.size());
+  rm.add_sum("groups/kept", static_cast<double>(kept.size()));
   return kept;
 }
 
@@ -274,28 +324,29 @@ std::map<std::string, double> rl_step(RunContext& ctx, const RlSettings& s, RlSt
   const torch::Device device = st.policy->lm_head_weight().device();
   reset_peak_memory(device);
   std::map<std::string, double> m;
+  RankMetrics rm;  // figures of this rank's slice, combined over ranks at the end (every rank reports the global batch)
+  dist::ProcessGroup* group = st.group.get();
+  const bool data_parallel = group && group->world_size() > 1;
+  auto finish = [&] {
+    for (const auto& [k, v] : rm.reduce(group, device)) m[k] = v;
+    m["time/step"] = seconds_since(t_step);
+    return m;
+  };
   st.rewards->check_for_updates(step);
   double t_gen = 0, t_reward = 0;
-  int64_t generated = 0;
+  int64_t generated = 0, global_kept = 0;
   std::vector<reward_lua::RewardResult> all_rewards;
-  std::vector<DrawnGroup> groups = draw_groups(s, st, step, m, all_rewards, t_gen, t_reward, generated);
-  for (const auto& [k, v] : reward_lua::summarize(all_rewards, st.rewards->specs())) m[k] = v;
-  {
-    std::vector<double> r;
-    for (const auto& x : all_rewards) r.push_back(x.total);
-    m["reward/mean"] = mean_of(r);
-    m["reward/std"] = std_of(r);
-  }
+  std::vector<DrawnGroup> groups = draw_groups(s, st, step, m, rm, all_rewards, t_gen, t_reward, generated, global_kept);
+  add_reward_metrics(rm, all_rewards, st.rewards->specs());
   if (device.is_cuda()) m["memory/peak_generate_gib"] = peak_memory_gib(device);
   reset_peak_memory(device);
   m["time/generate"] = t_gen;
   m["time/reward"] = t_reward;
   m["tokens_per_s/generate"] = t_gen > 0 ? static_cast<double>(generated) / t_gen : 0.0;
-  if (groups.empty()) {
+  if (global_kept == 0) {
     ctx.log.warn(str("step ", step, ": every group had zero reward variance after ", s.max_resample,
                      " resampling rounds; no update"));
-    m["time/step"] = seconds_since(t_step);
-    return m;
+    return finish();
   }
 
   const auto t_update = Clock::now();
@@ -313,6 +364,23 @@ std::map<std::string, double> rl_step(RunContext& ctx, const RlSettings& s, RlSt
         for (const auto& c : groups[g].rollout.completions) lengths.push_back(static_cast<int>(c.ids.size()));
         adv[g] = rl::process_supervision_advantages(groups[g].step_rewards, groups[g].step_ends, lengths);
       }
+    } else if (s.advantage == "reinforce++" && data_parallel) {
+      // rl::reinforce_pp_baseline_advantages over every rank's groups: the centred rewards divided
+      // by their std over the global batch.
+      double c_sum = 0, c_squares = 0, c_count = 0;
+      for (size_t g = 0; g < groups.size(); ++g) {
+        auto r = totals(groups[g]);
+        const double mean = mean_of(r);
+        for (double x : r) {
+          adv[g].push_back({x - mean});
+          c_sum += x - mean, c_squares += (x - mean) * (x - mean), c_count += 1;
+        }
+      }
+      auto t = sum_across(group, {c_sum, c_squares, c_count}, device);
+      // The sample std (n - 1), as rl::reinforce_pp_baseline_advantages takes it.
+      const double sd = t[2] < 2 ? 1e-4 : std::sqrt(std::max(0.0, (t[1] - t[0] * t[0] / t[2]) / (t[2] - 1))) + 1e-4;
+      for (auto& g : adv)
+        for (auto& a : g) a[0] /= sd;
     } else if (s.advantage == "reinforce++") {
       std::vector<std::vector<double>> all;
       for (const auto& g : groups) all.push_back(totals(g));
@@ -350,13 +418,13 @@ std::map<std::string, double> rl_step(RunContext& ctx, const RlSettings& s, RlSt
     }
   }
   const double n_seq = static_cast<double>(seqs.size());
-  m["completion/length_mean"] = len_sum / n_seq;
-  m["completion/length_max"] = len_max;
-  m["completion/truncated_fraction"] = truncated / n_seq;
+  rm.add_mean("completion/length_mean", len_sum, n_seq);
+  if (!seqs.empty()) rm.add_max("completion/length_max", len_max);
+  rm.add_mean("completion/truncated_fraction", truncated, n_seq);
 
   const double beta = s.update.loss.beta;
   std::vector<std::vector<float>> ref_lp, old_lp;
-  if (beta != 0.0) ref_lp = rl::completion_logprobs(st.ref, seqs, s.update.temperature, s.update.token_budget);
+  if (beta != 0.0 && !seqs.empty()) ref_lp = rl::completion_logprobs(st.ref, seqs, s.update.temperature, s.update.token_budget);
   // PPO needs the trainer's log-probs for its KL reward, so it always recomputes.
   const bool from_sampler = s.old_logprobs == "sampler" && !ppo;
   const bool recompute_old = !from_sampler && (s.num_iterations > 1 || ppo || s.old_logprobs == "recompute");
@@ -367,19 +435,20 @@ std::map<std::string, double> rl_step(RunContext& ctx, const RlSettings& s, RlSt
     }
   }
   if (recompute_old) {
-    old_lp = rl::completion_logprobs(st.policy, seqs, s.update.temperature, s.update.token_budget);
+    if (!seqs.empty()) old_lp = rl::completion_logprobs(st.policy, seqs, s.update.temperature, s.update.token_budget);
     double d = 0, n = 0;  // how far the sampler's numbers are from the trainer's: mean |difference|
     for (size_t i = 0; i < seqs.size(); ++i)
       for (size_t t = 0; t < seqs[i].sampler_logprobs.size() && t < old_lp[i].size(); ++t)
         d += std::abs(seqs[i].sampler_logprobs[t] - old_lp[i][t]), n += 1;
-    m["sampler_logprob_abs_diff"] = n > 0 ? d / n : 0.0;
+    rm.add_mean("sampler_logprob_abs_diff", d, n);
   }
 
   rl::UpdateOptions uo = s.update;
   if (ppo) {
     // Per-token reward: -beta * (log pi - log pi_ref) (the KL penalty, k1), plus the sequence's
     // reward on its last token; GAE over the critic's values; advantages whitened over the batch.
-    auto values = rl::completion_values(st.critic, seqs, s.update.token_budget);
+    std::vector<std::vector<float>> values;
+    if (!seqs.empty()) values = rl::completion_values(st.critic, seqs, s.update.token_budget);
     std::vector<double> all_adv;
     for (size_t i = 0; i < seqs.size(); ++i) {
       const size_t C = seqs[i].completion_ids.size();
@@ -393,17 +462,41 @@ std::map<std::string, double> rl_step(RunContext& ctx, const RlSettings& s, RlSt
       all_adv.insert(all_adv.end(), e.advantages.begin(), e.advantages.end());
     }
     double am = mean_of(all_adv), as = std_of(all_adv) + 1e-8;
+    if (data_parallel) {  // whitened over the global batch
+      double a_sum = 0, a_squares = 0;
+      for (double a : all_adv) a_sum += a, a_squares += a * a;
+      auto t = sum_across(group, {a_sum, a_squares, static_cast<double>(all_adv.size())}, device);
+      am = t[2] > 0 ? t[0] / t[2] : 0.0;
+      as = std::sqrt(std::max(0.0, t[2] > 0 ? t[1] / t[2] - am * am : 0.0)) + 1e-8;
+    }
     for (auto& t : seqs)
       for (double& a : t.advantages) a = (a - am) / as;
     uo.loss.beta = 0.0;  // the KL is in the reward
   }
   {
-    std::vector<double> a;
-    for (const auto& t : seqs) a.insert(a.end(), t.advantages.begin(), t.advantages.end());
-    m["advantage/mean"] = mean_of(a);
-    m["advantage/std"] = std_of(a);
-    m["advantage/min"] = *std::min_element(a.begin(), a.end());
-    m["advantage/max"] = *std::max_element(a.begin(), a.end());
+    double a_sum = 0, a_squares = 0, a_count = 0;
+    for (const auto& t : seqs)
+      for (double a : t.advantages) {
+        a_sum += a, a_squares += a * a, a_count += 1;
+        rm.add_min("advantage/min", a);
+        rm.add_max("advantage/max", a);
+      }
+    rm.add_mean("advantage/mean", a_sum, a_count);
+    rm.add_std("advantage/std", a_sum, a_squares, a_count);
+  }
+  if (data_parallel) {
+    // Each rank's loss is normalized by the global batch, so the summed gradients are the global ones.
+    double counted = 0;
+    for (const auto& t : seqs)
+      if (!(uo.mask_truncated_completions && t.truncated)) counted += static_cast<double>(t.completion_ids.size());
+    auto totals = sum_across(group, {static_cast<double>(seqs.size()), counted}, device);
+    uo.global_sequences = totals[0];
+    uo.global_tokens = std::max(1.0, totals[1]);
+  }
+  double critic_tokens = 0;  // the value loss's normalizer over all ranks (0: this batch's own)
+  if (ppo && data_parallel) {
+    for (const auto& t : seqs) critic_tokens += static_cast<double>(t.completion_ids.size());
+    critic_tokens = std::max(1.0, sum_across(group, {critic_tokens}, device)[0]);
   }
 
   const double lr = ctx.recipe.number_at("learning_rate", step);
@@ -413,8 +506,11 @@ std::map<std::string, double> rl_step(RunContext& ctx, const RlSettings& s, RlSt
   double skipped = 0;
   for (int it = 0; it < s.num_iterations; ++it) {
     st.optimizer->zero_grad();
-    rl::UpdateStats u = rl::accumulate_policy_gradients(st.policy, seqs, old_lp.empty() ? nullptr : &old_lp,
-                                                        uo.loss.beta != 0.0 ? &ref_lp : nullptr, uo);
+    rl::UpdateStats u;
+    if (!seqs.empty())  // a rank without sequences still takes part in the gradient sum (with zeros)
+      u = rl::accumulate_policy_gradients(st.policy, seqs, old_lp.empty() ? nullptr : &old_lp,
+                                          uo.loss.beta != 0.0 ? &ref_lp : nullptr, uo);
+    if (data_parallel) u = global_update_stats(group, u, device);
     train::StepResult r = st.optimizer->step(lr, u.loss);
     grad_norm += r.grad_norm / s.num_iterations;
     skipped += r.applied ? 0 : 1;
@@ -425,7 +521,10 @@ std::map<std::string, double> rl_step(RunContext& ctx, const RlSettings& s, RlSt
     sum.tokens = u.tokens;
     if (ppo) {
       st.critic_optimizer->zero_grad();
-      rl::ValueStats v = rl::accumulate_value_gradients(st.critic, seqs, s.cliprange_value, s.update.token_budget);
+      rl::ValueStats v;
+      if (!seqs.empty())
+        v = rl::accumulate_value_gradients(st.critic, seqs, s.cliprange_value, s.update.token_budget, critic_tokens);
+      if (data_parallel) v = global_value_stats(group, v, device);
       train::StepResult cr = st.critic_optimizer->step(ctx.recipe.number_at(s.critic_lr_field, step), v.loss);
       critic_grad_norm += cr.grad_norm / s.num_iterations;
       vsum.loss += v.loss / s.num_iterations, vsum.value_mean += v.value_mean / s.num_iterations;
@@ -440,7 +539,7 @@ std::map<std::string, double> rl_step(RunContext& ctx, const RlSettings& s, RlSt
     double kl = 0, n = 0;
     for (size_t i = 0; i < seqs.size(); ++i)
       for (size_t t = 0; t < old_lp[i].size(); ++t) kl += old_lp[i][t] - ref_lp[i][t], n += 1;
-    m["kl"] = kl / std::max(1.0, n);
+    rm.add_mean("kl", kl, n);
   }
   m["ratio_mean"] = sum.ratio_mean;
   m["clip_fraction"] = sum.clip_low + sum.clip_high;
@@ -459,10 +558,9 @@ std::map<std::string, double> rl_step(RunContext& ctx, const RlSettings& s, RlSt
   }
   m["time/update"] = t_upd;
   m["tokens_per_s/update"] = t_upd > 0 ? sum.tokens * s.num_iterations / t_upd : 0.0;
-  m["time/step"] = seconds_since(t_step);
   if (device.is_cuda()) m["memory/peak_update_gib"] = peak_memory_gib(device);  // reference, old log-probs, update
   m["prompt_cursor"] = static_cast<double>(st.cursor);
-  return m;
+  return finish();
 }
 
 }  // namespace mathrl::lua

@@ -102,3 +102,17 @@ TEST(Schema, OverridesByDottedPath) {
   EXPECT_NE(error_of([&] { apply_override(s.L.get(), -1, kOuter, "mix={os.exit()}"); }).find("mix"), std::string::npos);
   EXPECT_NE(error_of([&] { apply_override(s.L.get(), -1, kOuter, "novalue"); }).find("KEY=VALUE"), std::string::npos);
 }
+
+TEST(Schema, BareWordsInFreeFormFieldsAreStrings) {
+  State s;
+  s.eval("{ }");
+  apply_override(s.L.get(), -1, kOuter, "mix.size=gpu");          // a bare word: the string "gpu"
+  apply_override(s.L.get(), -1, kOuter, "mix.quoted='smoke'");    // a Lua string literal
+  apply_override(s.L.get(), -1, kOuter, "mix.on=true");           // literals keep their type
+  apply_override(s.L.get(), -1, kOuter, "mix.n=3");
+  validate(s.L.get(), -1, kOuter, "", "");
+  EXPECT_EQ(s.get("R.mix.size"), "\"gpu\"");
+  EXPECT_EQ(s.get("R.mix.quoted"), "\"smoke\"");
+  EXPECT_EQ(s.get("R.mix.on"), "true");
+  EXPECT_EQ(s.get("R.mix.n"), "3");
+}

@@ -1,10 +1,14 @@
 // The rl stage end to end through build/mathrl on recipes/tiny_rl.lua (CPU, fixed seeds): the mean
 // reward rises; SIGINT then --resume continues exactly as an uninterrupted run; a Lua advantage
-// wrapping mathrl.rl.grpo equals the built-in; PPO with a critic runs and checkpoints its critic.
+// wrapping mathrl.rl.grpo equals the built-in; PPO with a critic runs and checkpoints its critic;
+// 2 Gloo ranks (mathrl launch) give the metrics of 1 process with the same global batch.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -66,6 +70,55 @@ void expect_same_metrics(const Metrics& got, const Metrics& want, long long from
     }
   }
   EXPECT_GT(compared, 20u);
+}
+
+// A port nobody listens on now, for the ranks' rendezvous.
+std::string free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    throw std::runtime_error("cannot find a free port");
+  ::close(fd);
+  return std::to_string(ntohs(addr.sin_port));
+}
+
+// Runs `recipe` (with `sets`) as 1 process and as 2 Gloo ranks, and checks that every step's
+// figures of the global batch agree within 1e-5, and that rank 1 reports what rank 0 does.
+void expect_two_ranks_equal_one_process(const TempDir& dir, const std::string& recipe, std::vector<std::string> sets,
+                                        size_t steps, std::vector<std::string> keys = {}) {
+  std::vector<std::string> one = {"run", recipe, "--out", dir.file("one")};
+  std::vector<std::string> two = {"launch", "--nproc-per-node", "2", "--master-port", free_port(), "--",
+                                  "run", recipe, "--out", dir.file("two")};
+  for (const auto& s : sets) {
+    for (auto* args : {&one, &two}) args->insert(args->end(), {"--set", s});
+  }
+  auto single = run(one);
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  auto dp = run(two);
+  ASSERT_EQ(dp.exit_code, 0) << dp.err;
+  EXPECT_NE(dp.err.find("rank 1 of 2 (gloo)"), std::string::npos) << dp.err;
+  Metrics want = read_metrics(dir.file("one/metrics.jsonl")), got = read_metrics(dir.file("two/metrics.jsonl")),
+          rank1 = read_metrics(dir.file("two/metrics.rank1.jsonl"));
+  ASSERT_EQ(want.size(), steps);
+  ASSERT_EQ(got.size(), steps);
+  ASSERT_EQ(rank1.size(), steps);
+  for (const char* key : {"loss", "reward/mean", "reward/std", "grad_norm", "kl", "entropy", "advantage/std",
+                          "completion/length_mean", "groups/kept", "groups/zero_std_fraction", "prompt_cursor"})
+    keys.push_back(key);
+  for (const auto& [step, values] : want) {
+    for (const auto& key : keys) {
+      ASSERT_TRUE(values.count(key) && got[step].count(key) && rank1[step].count(key)) << key;
+      EXPECT_NEAR(got[step][key], values.at(key), 1e-5) << "step " << step << " " << key;
+      EXPECT_EQ(rank1[step][key], got[step][key]) << "step " << step << " " << key;
+    }
+  }
+  // Only rank 0 writes checkpoints, into the run directory.
+  EXPECT_TRUE(fs::exists(dir.file("two/checkpoints/step-" + std::to_string(steps) + "/manifest.json")));
+  EXPECT_FALSE(fs::exists(dir.file("two/rank1/checkpoints")));
 }
 
 }  // namespace
@@ -248,4 +301,31 @@ end }
   auto r = run({"run", dir.file("module.lua"), "--out", dir.file("out")});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("module ok"), std::string::npos) << r.err;
+}
+
+TEST(RlStage, TwoGlooRanksEqualOneProcessWithTheGlobalBatch) {
+  // 4 prompts x 8 completions per step: each rank rolls out, scores and trains on 2 whole groups.
+  TempDir dir;
+  expect_two_ranks_equal_one_process(dir, tiny_recipe(), {"steps=4", "prompts_per_step=4", "checkpoint_every=0"}, 4);
+}
+
+TEST(RlStage, TwoGlooRanksWithDynamicSamplingAndUnevenShardsEqualOneProcess) {
+  // 3 prompts per step (2 + 1 per rank) and groups dropped for zero reward variance, so the ranks
+  // redraw together and hold different numbers of groups; REINFORCE++ takes its std over both ranks.
+  TempDir dir;
+  std::ofstream(dir.file("binary.lua")) << "local r = dofile('" << tiny_recipe() << "')\n"
+                                        << "r.rewards = { { name = 'first', code = [[return function(s) "
+                                        << "return s.completion_ids[1] == 7 and 1 or 0 end]] } }\n"
+                                        << "return r\n";
+  expect_two_ranks_equal_one_process(dir, dir.file("binary.lua"),
+                                     {"steps=2", "prompts_per_step=3", "dynamic_sampling=true", "max_resample=2",
+                                      "advantage='reinforce++'", "checkpoint_every=0"}, 2);
+}
+
+TEST(RlStage, TwoGlooRanksEqualOneProcessForPpo) {
+  // The critic's gradients are summed too, and the GAE advantages are whitened over both ranks.
+  TempDir dir;
+  expect_two_ranks_equal_one_process(dir, tiny_recipe(), {"steps=2", "prompts_per_step=4", "algorithm=ppo",
+                                                          "num_iterations=2", "checkpoint_every=0"}, 2,
+                                     {"value_loss", "value_mean", "critic_grad_norm", "advantage/mean"});
 }
