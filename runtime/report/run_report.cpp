@@ -51,6 +51,8 @@ std::vector<std::string> words(const std::string& tag) {
 std::string metric_group(const std::string& tag) {
   auto ws = words(tag);
   auto any = [&](auto pred) { return std::any_of(ws.begin(), ws.end(), pred); };
+  // Timings, throughput and memory ("time/reward", "tokens_per_s/generate") are not quantities to plot.
+  if (!ws.empty() && (ws[0] == "time" || ws[0] == "tokens" || ws[0] == "memory")) return "";
   if (any([](const std::string& w) { return w.find("reward") != std::string::npos; })) return "reward";
   if (any([](const std::string& w) { return starts_with(w, "kl"); })) return "kl";
   if (any([](const std::string& w) { return w == "len" || w.find("length") != std::string::npos; })) return "length";
