@@ -3,6 +3,10 @@
 # and MFU (scripts/bench_sft.sh), GRPO vs PPO memory and step time (scripts/bench_rl.sh), each under
 # its own time limit, then their tables gathered into $OUT (a few files, as the device tool returns).
 #   bash scripts/gpu_stage_benches.sh           (needs .debs/ and SHARED=<folder with data/, tokenizers/>)
+# ../shared does not travel to the GPU machine: copy what the benches read into the git-ignored
+# .gpu-shared/ and carry it with .debs/:
+#   mkdir -p .gpu-shared/data .gpu-shared/tokenizers && cp -r ../shared/data/{gsm8k,math,math500} .gpu-shared/data/ \
+#     && cp -r ../shared/tokenizers/llama2 .gpu-shared/tokenizers/       then there: SHARED=$PWD/.gpu-shared
 # Env: SHARED, EVAL_S / SFT_S / RL_S (seconds each), plus each script's own variables.
 set -uo pipefail
 cd "$(dirname "$0")/.."
