@@ -396,6 +396,12 @@ int run_rl(RunContext& ctx) {
       return 130;
     }
   }
+  if (main_rank) {  // the trained policy, self-contained, as the base/instruct stages leave theirs
+    const std::string out = ctx.run.file("model");
+    model::save_decoder(st.policy, out, dtype);
+    if (recipe.has("tokenizer")) model::copy_tokenizer_files(recipe.string("tokenizer"), out);
+    ctx.log.info(str("final policy (Hugging Face layout) in ", out));
+  }
   return 0;
 }
 

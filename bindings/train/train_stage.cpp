@@ -134,21 +134,6 @@ model::Decoder build_model(Recipe& recipe, const Tokenizer* tok, int32_t eos, at
   return model::random_decoder(model::parse_config(json, where_of(recipe) + "model"), seed, dtype, device);
 }
 
-// Copies the tokenizer's files beside a saved model, so the directory is self-contained.
-void copy_tokenizer(const std::string& tokenizer_path, const std::string& dir) {
-  std::error_code ec;
-  auto copy = [&](const fs::path& f, const std::string& as) {
-    fs::copy_file(f, fs::path(dir) / as, fs::copy_options::overwrite_existing, ec);
-  };
-  fs::path p(tokenizer_path);
-  if (fs::is_regular_file(p, ec)) {
-    copy(p, p.extension() == ".model" ? "tokenizer.model" : p.extension() == ".json" ? "tokenizer.json" : p.filename().string());
-    return;
-  }
-  for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "encoder.json", "vocab.bpe"})
-    if (fs::exists(p / name, ec)) copy(p / name, name);
-}
-
 std::map<std::string, double> read_metric_table(lua_State* L, const std::string& what) {
   std::map<std::string, double> out;
   if (lua_isnil(L, -1)) return out;
@@ -302,7 +287,7 @@ int run_training(RunContext& ctx) {
       std::map<std::string, double> out;
       if (!main_rank) return out;
       model::save_decoder(model, eval_dir, save_dtype);
-      copy_tokenizer(tokenizer_path, eval_dir);
+      model::copy_tokenizer_files(tokenizer_path, eval_dir);
       recipe.push("on_eval");
       lua_pushinteger(L, step);
       lua_pushstring(L, eval_dir.c_str());
@@ -345,7 +330,7 @@ int run_training(RunContext& ctx) {
   if (main_rank) {
     const std::string out = ctx.run.file("model");
     model::save_decoder(model, out, save_dtype);
-    copy_tokenizer(tokenizer_path, out);
+    model::copy_tokenizer_files(tokenizer_path, out);
     ctx.log.info(str("final model (Hugging Face layout) in ", out, "; ", summary.steps, " steps, last loss ",
                      summary.last_loss, std::isfinite(summary.eval_loss) ? str(", eval_loss ", summary.eval_loss) : "",
                      summary.skipped ? str(", ", summary.skipped, " non-finite steps skipped") : ""));

@@ -161,4 +161,19 @@ void save_decoder(Decoder& decoder, const std::string& dir, at::ScalarType dtype
   write_file_atomic(dir + "/config.json", config_to_json(config));
 }
 
+void copy_tokenizer_files(const std::string& tokenizer_path, const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  auto copy = [&](const fs::path& f, const std::string& as) {
+    fs::copy_file(f, fs::path(dir) / as, fs::copy_options::overwrite_existing, ec);
+  };
+  fs::path p(tokenizer_path);
+  if (fs::is_regular_file(p, ec)) {
+    copy(p, p.extension() == ".model" ? "tokenizer.model" : p.extension() == ".json" ? "tokenizer.json" : p.filename().string());
+    return;
+  }
+  for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "encoder.json", "vocab.bpe"})
+    if (fs::exists(p / name, ec)) copy(p / name, name);
+}
+
 }  // namespace mathrl::model

@@ -23,4 +23,8 @@ void load_weights(Decoder& decoder, const std::string& dir);
 void save_decoder(Decoder& decoder, const std::string& dir, at::ScalarType dtype = at::kFloat,
                   size_t max_shard_bytes = size_t(4) << 30);
 
+// Copies a tokenizer's files (a tokenizer.json / .model file, or the known files of a directory)
+// beside a saved model, so the model directory is self-contained for transformers and mathrl.
+void copy_tokenizer_files(const std::string& tokenizer_path, const std::string& dir);
+
 }  // namespace mathrl::model

@@ -138,6 +138,8 @@ TEST(RlStage, TinyRecipeLearns) {
                           "groups/zero_std_fraction", "advantage/std", "reward/target", "time/generate"})
     EXPECT_TRUE(m[30].count(key)) << key;
   EXPECT_TRUE(fs::exists(dir.file("run/checkpoints/step-30/manifest.json")));
+  EXPECT_TRUE(fs::exists(dir.file("run/model/config.json"))) << "the trained policy is saved in Hugging Face layout";
+  EXPECT_TRUE(fs::exists(dir.file("run/model/model.safetensors")));
 }
 
 TEST(RlStage, SigintThenResumeMatchesAnUninterruptedRun) {
