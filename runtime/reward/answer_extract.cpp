@@ -3,14 +3,11 @@
 #include <cctype>
 #include <vector>
 
+#include "common/strings.h"
+
 namespace mathrl {
 namespace {
 
-std::string_view trim_ws(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 // Content of the last \boxed / \fbox in text, or nullopt.
 std::optional<std::string> last_boxed(std::string_view text) {
@@ -41,7 +38,7 @@ std::optional<std::string> last_boxed(std::string_view text) {
         continue;
       }
       if (c == '{') ++depth;
-      else if (c == '}' && --depth == 0) return std::string(trim_ws(text.substr(start, j - start)));
+      else if (c == '}' && --depth == 0) return std::string(trim(text.substr(start, j - start)));
     }
     return std::nullopt;  // unbalanced: no usable answer
   }
@@ -72,7 +69,7 @@ std::optional<std::string> after_phrase(std::string_view text, const std::vector
   std::string_view rest = text.substr(best_end);
   // Skip ':' / '：' / spaces.
   while (true) {
-    rest = trim_ws(rest);
+    rest = trim(rest);
     if (!rest.empty() && rest.front() == ':') rest.remove_prefix(1);
     else if (rest.substr(0, 3) == "\xEF\xBC\x9A") rest.remove_prefix(3);  // full-width colon
     else if (rest.substr(0, 3) == "\xE6\x98\xAF" || rest.substr(0, 3) == "\xE4\xB8\xBA") rest.remove_prefix(3);  // 是 为
@@ -88,13 +85,13 @@ std::optional<std::string> after_phrase(std::string_view text, const std::vector
       break;
     }
   }
-  std::string_view ans = trim_ws(rest.substr(0, end));
+  std::string_view ans = trim(rest.substr(0, end));
   // A boxed answer inside the phrase wins.
   if (auto b = last_boxed(ans)) return b;
   // Strip surrounding $...$ or \( \).
-  while (ans.size() >= 2 && ans.front() == '$' && ans.back() == '$') ans = trim_ws(ans.substr(1, ans.size() - 2));
+  while (ans.size() >= 2 && ans.front() == '$' && ans.back() == '$') ans = trim(ans.substr(1, ans.size() - 2));
   if (ans.size() >= 4 && ans.substr(0, 2) == "\\(" && ans.substr(ans.size() - 2) == "\\)")
-    ans = trim_ws(ans.substr(2, ans.size() - 4));
+    ans = trim(ans.substr(2, ans.size() - 4));
   if (ans.empty()) return std::nullopt;
   return std::string(ans);
 }
@@ -105,7 +102,7 @@ std::optional<std::string> after_hashes(std::string_view text) {
   std::string_view rest = text.substr(p + 4);
   size_t nl = rest.find('\n');
   if (nl != std::string_view::npos) rest = rest.substr(0, nl);
-  rest = trim_ws(rest);
+  rest = trim(rest);
   if (rest.empty()) return std::nullopt;
   return std::string(rest);
 }

@@ -1,6 +1,6 @@
 #include "reward/grader.h"
 
-#include <cctype>
+#include "common/strings.h"
 
 namespace mathrl {
 
@@ -10,8 +10,7 @@ std::optional<std::string> gold_answer(std::string_view gold) {
     strict.last_number_fallback = false;
     if (auto a = extract_answer(gold, strict)) return a;
   }
-  while (!gold.empty() && std::isspace(static_cast<unsigned char>(gold.front()))) gold.remove_prefix(1);
-  while (!gold.empty() && std::isspace(static_cast<unsigned char>(gold.back()))) gold.remove_suffix(1);
+  gold = trim(gold);
   if (gold.empty()) return std::nullopt;
   return std::string(gold);
 }
@@ -22,8 +21,7 @@ namespace {
 // \right)", "x = 5") is taken whole as the answer before any last-number fallback.
 std::optional<std::string> bare_answer(std::string_view pred) {
   if (has_answer_marker(pred)) return std::nullopt;
-  while (!pred.empty() && std::isspace(static_cast<unsigned char>(pred.front()))) pred.remove_prefix(1);
-  while (!pred.empty() && std::isspace(static_cast<unsigned char>(pred.back()))) pred.remove_suffix(1);
+  pred = trim(pred);
   if (pred.empty() || pred.size() > 160 || pred.find('\n') != std::string_view::npos) return std::nullopt;
   return std::string(pred);
 }

@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "common/strings.h"
 #include "reward/math_expr.h"
 
 namespace mathrl {
@@ -17,11 +18,6 @@ using reward_detail::Expr;
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-std::string_view trim_ws(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 void replace_all(std::string& s, std::string_view from, std::string_view to) {
   if (s.find(from) == std::string::npos) return;
@@ -85,7 +81,7 @@ size_t matching_brace(std::string_view s, size_t open) {
 }
 
 bool unit_like(std::string_view c) {
-  c = trim_ws(c);
+  c = trim(c);
   if (c.empty() || !is_alpha(c.front())) return false;
   for (char ch : c)
     if (!(is_alpha(ch) || is_digit(ch) || ch == ' ' || ch == '^' || ch == '.' || ch == '/' || ch == '{' ||
@@ -103,14 +99,14 @@ void strip_text_commands(std::string& s) {
     size_t close = matching_brace(s, open);
     if (close == std::string::npos) return;
     std::string content = s.substr(open + 1, close - open - 1);
-    bool trailing = trim_ws(std::string_view(s).substr(close + 1)).empty();
-    std::string_view before = trim_ws(std::string_view(s).substr(0, p));
+    bool trailing = trim(std::string_view(s).substr(close + 1)).empty();
+    std::string_view before = trim(std::string_view(s).substr(0, p));
     bool value_before = !before.empty() && (is_digit(before.back()) || before.back() == '}' ||
                                             before.back() == ')' || is_alpha(before.back()));
     if (trailing && value_before && unit_like(content)) {
       s.erase(p);
     } else {
-      s.replace(p, close - p + 1, std::string(trim_ws(content)));
+      s.replace(p, close - p + 1, std::string(trim(content)));
     }
   }
 }
@@ -120,12 +116,12 @@ void strip_plain_units(std::string& s) {
   size_t i = s.size();
   while (i > 0 && (is_alpha(s[i - 1]) || s[i - 1] == ' ' || s[i - 1] == '^' || is_digit(s[i - 1]))) {
     if (s[i - 1] == ' ' && i >= 2 && is_digit(s[i - 2])) {
-      std::string_view tail = trim_ws(std::string_view(s).substr(i));
+      std::string_view tail = trim(std::string_view(s).substr(i));
       if (!tail.empty() && is_alpha(tail.front())) {
         bool words = true;
         for (char c : tail) words = words && (is_alpha(c) || c == ' ' || c == '^' || is_digit(c));
         // Only when the head is a plain number: "2 x" must stay an expression.
-        std::string_view head = trim_ws(std::string_view(s).substr(0, i - 1));
+        std::string_view head = trim(std::string_view(s).substr(0, i - 1));
         bool numeric = !head.empty();
         for (char c : head) numeric = numeric && (is_digit(c) || c == '.' || c == ',' || c == '-');
         if (words && numeric && tail.size() >= 2) {
@@ -139,7 +135,7 @@ void strip_plain_units(std::string& s) {
 }
 
 std::string normalize_impl(std::string_view in) {
-  std::string s(trim_ws(in));
+  std::string s(trim(in));
   if (s.size() >= 4 && s.compare(0, 2, "\\(") == 0 && s.compare(s.size() - 2, 2, "\\)") == 0)
     s = s.substr(2, s.size() - 4);
   if (s.size() >= 4 && s.compare(0, 2, "\\[") == 0 && s.compare(s.size() - 2, 2, "\\]") == 0)
@@ -183,7 +179,7 @@ std::string normalize_impl(std::string_view in) {
   replace_all(s, "\\infinity", "\\infty");
   replace_all(s, "degrees", "");
   replace_all(s, "degree", "");
-  s = std::string(trim_ws(s));
+  s = std::string(trim(s));
   strip_plain_units(s);
   // Spaces go, except between two letters ("\pi r", "New York") where they separate tokens, and
   // after a comma before a digit: "58, 500" is a list of two numbers, "58,500" one number.
@@ -444,29 +440,6 @@ bool numbers_equal(const Number& a, const Number& b) {
 
 // ---- structure ----------------------------------------------------------------------------
 
-// Splits at top-level `sep` (outside (), [], {} ). Returns {s} when there is none.
-std::vector<std::string_view> split_top(std::string_view s, char sep) {
-  std::vector<std::string_view> parts;
-  int depth = 0;
-  size_t start = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '\\' && i + 1 < s.size() && (s[i + 1] == '{' || s[i + 1] == '}')) {
-      depth += s[i + 1] == '{' ? 1 : -1;
-      ++i;
-      continue;
-    }
-    if (c == '(' || c == '[' || c == '{') ++depth;
-    else if (c == ')' || c == ']' || c == '}') --depth;
-    else if (c == sep && depth == 0) {
-      parts.push_back(s.substr(start, i - start));
-      start = i + 1;
-    }
-  }
-  parts.push_back(s.substr(start));
-  return parts;
-}
-
 // Splits at a top-level string token such as "\cup" or "\\".
 std::vector<std::string_view> split_top_str(std::string_view s, std::string_view token) {
   std::vector<std::string_view> parts;
@@ -491,6 +464,9 @@ std::vector<std::string_view> split_top_str(std::string_view s, std::string_view
   parts.push_back(s.substr(start));
   return parts;
 }
+
+// Splits at top-level `sep` (outside (), [], {} ). Returns {s} when there is none.
+std::vector<std::string_view> split_top(std::string_view s, char sep) { return split_top_str(s, std::string_view(&sep, 1)); }
 
 // True when the first and last characters are brackets that enclose everything between them,
 // e.g. "(1,2)" or "[1,2)" but not "(1)+(2)".
@@ -557,7 +533,7 @@ bool unordered_equal(const std::vector<std::string_view>& a, const std::vector<s
   for (auto x : a) {
     bool hit = false;
     for (size_t j = 0; j < b.size() && !hit; ++j)
-      if (!used[j] && equal_norm(trim_ws(x), trim_ws(b[j]), ctx, depth + 1)) used[j] = hit = true;
+      if (!used[j] && equal_norm(trim(x), trim(b[j]), ctx, depth + 1)) used[j] = hit = true;
     if (!hit) return false;
   }
   return true;
@@ -567,7 +543,7 @@ bool ordered_equal(const std::vector<std::string_view>& a, const std::vector<std
                    int depth) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
-    if (!equal_norm(trim_ws(a[i]), trim_ws(b[i]), ctx, depth + 1)) return false;
+    if (!equal_norm(trim(a[i]), trim(b[i]), ctx, depth + 1)) return false;
   return true;
 }
 
@@ -583,7 +559,7 @@ std::optional<std::vector<std::vector<std::string_view>>> parse_matrix(std::stri
   std::string_view body = s.substr(name_end + 1, s.size() - end_tag.size() - name_end - 1);
   std::vector<std::vector<std::string_view>> rows;
   for (auto row : split_top_str(body, "\\\\")) {
-    row = trim_ws(row);
+    row = trim(row);
     if (row.empty()) continue;
     rows.push_back(split_top(row, '&'));
   }
@@ -607,27 +583,27 @@ bool equal_norm(std::string_view p, std::string_view g, Context& ctx, int depth)
   // Equations: "x = 3" vs "3"; both equations compare side by side.
   size_t pe = top_level_equals(p), ge = top_level_equals(g);
   if (pe != std::string_view::npos && ge != std::string_view::npos) {
-    if (equal_norm(trim_ws(p.substr(0, pe)), trim_ws(g.substr(0, ge)), ctx, depth + 1) &&
-        equal_norm(trim_ws(p.substr(pe + 1)), trim_ws(g.substr(ge + 1)), ctx, depth + 1))
+    if (equal_norm(trim(p.substr(0, pe)), trim(g.substr(0, ge)), ctx, depth + 1) &&
+        equal_norm(trim(p.substr(pe + 1)), trim(g.substr(ge + 1)), ctx, depth + 1))
       return true;
     return false;
   }
   if (pe != std::string_view::npos) {
-    std::string_view lhs = trim_ws(p.substr(0, p.find('=')));
-    if (simple_lhs(lhs)) return equal_norm(trim_ws(p.substr(pe + 1)), g, ctx, depth + 1);
+    std::string_view lhs = trim(p.substr(0, p.find('=')));
+    if (simple_lhs(lhs)) return equal_norm(trim(p.substr(pe + 1)), g, ctx, depth + 1);
     return false;
   }
   if (ge != std::string_view::npos) {
-    std::string_view lhs = trim_ws(g.substr(0, g.find('=')));
-    if (simple_lhs(lhs)) return equal_norm(p, trim_ws(g.substr(ge + 1)), ctx, depth + 1);
+    std::string_view lhs = trim(g.substr(0, g.find('=')));
+    if (simple_lhs(lhs)) return equal_norm(p, trim(g.substr(ge + 1)), ctx, depth + 1);
     return false;
   }
   // "x \in [1,2]"
   for (auto* side : {&p, &g}) {
     size_t in = side->find("\\in");
     if (in != std::string_view::npos && in + 3 < side->size() && !is_alpha((*side)[in + 3]) &&
-        simple_lhs(trim_ws(side->substr(0, in))))
-      *side = trim_ws(side->substr(in + 3));
+        simple_lhs(trim(side->substr(0, in))))
+      *side = trim(side->substr(in + 3));
   }
 
   // Unions of intervals/sets.
