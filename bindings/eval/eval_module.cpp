@@ -18,6 +18,8 @@
 #include "eval/metrics.h"
 #include "eval/model_eval.h"
 #include "lua_host.h"
+#include "modules/model_module.h"
+#include "modules/tokenizer_module.h"
 #include "model/checkpoint.h"
 #include "reward/grader.h"
 #include "tokenizer/tokenizer.h"
@@ -27,10 +29,6 @@ namespace mathrl::lua {
 namespace {
 
 constexpr const char* kRun = "mathrl.eval.run";
-// The userdata layouts of mathrl.model and mathrl.tokenizer (bindings/modules/*_module.cpp).
-constexpr const char* kModelMeta = "mathrl.Model";
-constexpr const char* kTokenizerMeta = "mathrl.Tokenizer";
-using ModelHolder = std::shared_ptr<model::Decoder>;
 
 const std::vector<std::string>& run_fields() {
   static const std::vector<std::string> names = {
@@ -237,8 +235,8 @@ int run(lua_State* L) {
   model::Decoder* model = nullptr;
   std::string model_dir;
   lua_getfield(L, 1, "model");
-  if (auto* h = static_cast<ModelHolder*>(luaL_testudata(L, -1, kModelMeta)); h && *h) {
-    model = h->get();
+  if (model::Decoder* given = test_model(L, -1)) {
+    model = given;
   } else if (lua_type(L, -1) == LUA_TSTRING) {
     model_dir = lua_tostring(L, -1);
   } else {
@@ -249,13 +247,13 @@ int run(lua_State* L) {
   std::unique_ptr<Tokenizer> owned_tok;
   const Tokenizer* tok = nullptr;
   lua_getfield(L, 1, "tokenizer");
-  auto** tok_ud = static_cast<Tokenizer**>(luaL_testudata(L, -1, kTokenizerMeta));
+  Tokenizer* tok_ud = test_tokenizer(L, -1);
   const int tok_type = lua_type(L, -1);
   std::string tok_path = tok_type == LUA_TSTRING ? lua_tostring(L, -1) : model_dir;
   std::string tok_got = type_name_at(L, -1);
   lua_pop(L, 1);
-  if (tok_ud && *tok_ud) {
-    tok = *tok_ud;
+  if (tok_ud) {
+    tok = tok_ud;
   } else if (tok_type == LUA_TSTRING || (tok_type == LUA_TNIL && !model_dir.empty())) {
     owned_tok = load_tokenizer(tok_path);
     tok = owned_tok.get();

@@ -14,14 +14,21 @@
 namespace mathrl::lua {
 
 namespace {
-
 constexpr const char* kMeta = "mathrl.Model";
 using Holder = std::shared_ptr<model::Decoder>;
+}  // namespace
+
+model::Decoder* test_model(lua_State* L, int idx) {
+  auto* h = static_cast<Holder*>(luaL_testudata(L, idx, kMeta));
+  return h && *h ? h->get() : nullptr;
+}
+
+namespace {
 
 model::Decoder& self(lua_State* L, const char* fname) {
-  auto* h = static_cast<Holder*>(luaL_testudata(L, 1, kMeta));
-  if (!h || !*h) arg_error(L, 1, fname, "model expected");
-  return **h;
+  model::Decoder* m = test_model(L, 1);
+  if (!m) arg_error(L, 1, fname, "model expected");
+  return *m;
 }
 
 void push_model(lua_State* L, model::Decoder d) {

@@ -15,13 +15,20 @@
 namespace mathrl::lua {
 
 namespace {
-
 constexpr const char* kMeta = "mathrl.Tokenizer";
+}  // namespace
+
+Tokenizer* test_tokenizer(lua_State* L, int idx) {
+  auto** p = static_cast<Tokenizer**>(luaL_testudata(L, idx, kMeta));
+  return p ? *p : nullptr;
+}
+
+namespace {
 
 Tokenizer& self(lua_State* L, const char* fname) {
-  auto** p = static_cast<Tokenizer**>(luaL_testudata(L, 1, kMeta));
-  if (!p || !*p) arg_error(L, 1, fname, "tokenizer expected");
-  return **p;
+  Tokenizer* t = test_tokenizer(L, 1);
+  if (!t) arg_error(L, 1, fname, "tokenizer expected");
+  return *t;
 }
 
 std::vector<int32_t> ids_arg(lua_State* L, int arg, const char* fname, const Tokenizer& tok) {
