@@ -67,13 +67,12 @@ int64_t ModelBackend::graphs_captured() const {
 void ModelBackend::allocate(int64_t slots, int64_t max_len) {
   graphs_ = std::make_unique<Graphs>();  // graphs captured against the old cache are invalid now
   cache_ = model::KvCache();  // free the old cache before the new one is allocated
-  auto probe = model::KvCache::allocate(config_, 0, 1, cache_dtype_, device_);
-  use_graphs_ = device_.is_cuda() && graphs_allowed_by_env() &&
-                kernels::decode_attention_uses_kernel(decoder_->model->embed_tokens->weight.scalar_type(),
-                                                      config_.num_attention_heads, probe.k[0]);
   // With graphs, one extra slot takes the padding rows of a bucket.
+  const bool may_graph = device_.is_cuda() && graphs_allowed_by_env();
+  cache_ = model::KvCache::allocate(config_, slots + (may_graph ? 1 : 0), max_len, cache_dtype_, device_);
+  use_graphs_ = may_graph && kernels::decode_attention_uses_kernel(decoder_->model->embed_tokens->weight.scalar_type(),
+                                                                   config_.num_attention_heads, cache_.k[0]);
   scratch_slot_ = use_graphs_ ? slots : -1;
-  cache_ = model::KvCache::allocate(config_, slots + (use_graphs_ ? 1 : 0), max_len, cache_dtype_, device_);
 }
 
 torch::Tensor ModelBackend::prefill(const torch::Tensor& ids, int64_t slot) {
