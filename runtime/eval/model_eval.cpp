@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -111,6 +112,8 @@ class ModelGenerator {
     sampler::EngineOptions eo;
     eo.tokenizer = &tok_;
     eo.eos_ids = eos_;
+    const char* split = std::getenv("MATHRL_SPLIT_TIMING");  // profiling aid: one device sync per step
+    eo.split_timing = split && std::string(split) == "1";
     eo.max_batch = sampler::slots_for_memory_budget(config_, dtype_, device_, longest, std::max<int64_t>(1, options_.batch));
     sampler::Engine engine(*backend_, eo);
     auto last_draw = std::chrono::steady_clock::now();
@@ -138,6 +141,9 @@ class ModelGenerator {
     stats_.prompt_tokens += engine.stats().prompt_tokens;
     stats_.prefill_seconds += engine.stats().prefill_seconds;
     stats_.decode_seconds += engine.stats().decode_seconds;
+    stats_.host_seconds += engine.stats().host_seconds;
+    stats_.forward_seconds += engine.stats().forward_seconds;
+    stats_.sample_seconds += engine.stats().sample_seconds;
   }
 
   void graded(const std::vector<SampledAnswer>& samples) {
@@ -190,6 +196,12 @@ std::string stats_json(const GenerationStats& g) {
              g.generated_tokens, ",\"seconds\":", buf);
   std::snprintf(buf, sizeof buf, ",\"prefill_seconds\":%.3f,\"decode_seconds\":%.3f", g.prefill_seconds, g.decode_seconds);
   out += buf;
+  std::snprintf(buf, sizeof buf, ",\"host_seconds\":%.3f", g.host_seconds);
+  out += buf;
+  if (g.forward_seconds > 0) {
+    std::snprintf(buf, sizeof buf, ",\"forward_seconds\":%.3f,\"sample_seconds\":%.3f", g.forward_seconds, g.sample_seconds);
+    out += buf;
+  }
   std::snprintf(buf, sizeof buf, "%.1f", g.seconds > 0 ? g.generated_tokens / g.seconds : 0.0);
   return out + str(",\"tokens_per_s\":", buf, "}");
 }

@@ -41,6 +41,9 @@ struct GenerationStats {
   long long completions = 0, generated_tokens = 0, prompt_tokens = 0;
   double seconds = 0;  // generation wall time of this run (resumed problems excluded)
   double prefill_seconds = 0, decode_seconds = 0;  // the engine's own split
+  double host_seconds = 0;                         // the engine's token bookkeeping and stop checks
+  // With MATHRL_SPLIT_TIMING=1 in the environment: decode_seconds split into model steps and sampling.
+  double forward_seconds = 0, sample_seconds = 0;
 };
 
 // Checks every benchmark name and loads every file (and the few-shot exemplars) first, so a bad

@@ -1,6 +1,7 @@
 #include "model/transformer.h"
 
 #include "decode_attention.h"
+#include "flash_cached_attention.h"
 
 #include <cmath>
 
@@ -123,6 +124,11 @@ at::Tensor AttentionImpl::forward_cached(const at::Tensor& x, const at::Tensor& 
   at::Tensor slot_index = slots.unsqueeze(1).expand({B, T});
   k_cache.permute({0, 2, 1, 3}).index_put_({slot_index, positions}, k.transpose(1, 2).to(k_cache.scalar_type()));
   v_cache.permute({0, 2, 1, 3}).index_put_({slot_index, positions}, v.transpose(1, 2).to(v_cache.scalar_type()));
+  if (kernels::flash_cached_attention_supported(q.scalar_type(), heads_, k_cache)) {  // bf16/fp16 on CUDA
+    at::Tensor out = kernels::flash_cached_attention(q.transpose(1, 2), k_cache, v_cache, slots, positions.select(1, T - 1),
+                                                     1.0 / std::sqrt(static_cast<double>(head_dim_)));
+    return o_proj(out.view({B, T, heads_ * head_dim_}));
+  }
   if (span == 0) {  // one new token per row, attention read in place from the cache (kernels/decode_attention)
     at::Tensor out = kernels::decode_attention(q.squeeze(2), k_cache, v_cache, slots, positions.view({B}),
                                                1.0 / std::sqrt(static_cast<double>(head_dim_)));
@@ -243,10 +249,13 @@ at::Tensor DecoderImpl::forward_cached(const at::Tensor& ids, const at::Tensor& 
                "forward_cached: ids and positions [B, T], slots [B]");
   MATHRL_CHECK(static_cast<int64_t>(cache.k.size()) == config_.num_hidden_layers, "cache has the wrong number of layers");
   auto [cos, sin] = rope_.cos_sin(positions);
-  // Decode steps with the in-place kernel need no span, hence no host synchronization (CUDA graphs
-  // capture them); otherwise one host sync per step, not per layer. span == 0 selects the kernel.
-  const bool in_place = ids.size(1) == 1 && kernels::decode_attention_uses_kernel(
-                                                model->embed_tokens->weight.scalar_type(), config_.num_attention_heads, cache.k[0]);
+  // FlashAttention (bf16/fp16 on CUDA, any T) and the decode kernel (T == 1) read the cache in place
+  // and need no span, hence no host synchronization (CUDA graphs capture decode steps); otherwise
+  // one host sync per step, not per layer. span == 0 selects the in-place paths.
+  const auto dtype = model->embed_tokens->weight.scalar_type();
+  const bool in_place =
+      kernels::flash_cached_attention_supported(dtype, config_.num_attention_heads, cache.k[0]) ||
+      (ids.size(1) == 1 && kernels::decode_attention_uses_kernel(dtype, config_.num_attention_heads, cache.k[0]));
   int64_t span = 0;
   if (!in_place) {
     span = positions.max().item<int64_t>() + 1;

@@ -148,6 +148,7 @@ int bench_generate(const cli::Args& args) {
       ",\"prompt_len\":", prompt_len, ",\"max_new_tokens\":", max_new, ",\"slots\":", opt.max_batch,
       ",\"generated_tokens\":", st.generated_tokens, ",\"seconds\":", seconds, ",\"tokens_per_s\":", tokens_per_s,
       ",\"prefills\":", st.prefills, ",\"prefix_copies\":", st.prefix_copies, ",\"prefill_seconds\":", st.prefill_seconds,
+      ",\"host_seconds\":", st.host_seconds,
       ",\"decode_seconds\":", st.decode_seconds, ",\"decode_steps\":", st.decode_steps,
       ",\"forward_seconds\":", st.forward_seconds, ",\"sample_seconds\":", st.sample_seconds,
       ",\"copy_bandwidth_gbs\":", bandwidth / 1e9, ",\"decode_bytes\":", decode_bytes,

@@ -93,8 +93,30 @@ std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
 
   const Tokenizer* tok = options_.tokenizer;
   size_t max_stop_bytes = 0;
+  std::string stop_last_bytes;  // the last byte of every stop string
   for (const auto& q : requests)
-    for (const auto& s : q.stop) max_stop_bytes = std::max(max_stop_bytes, s.size());
+    for (const auto& s : q.stop) {
+      max_stop_bytes = std::max(max_stop_bytes, s.size());
+      if (stop_last_bytes.find(s.back()) == std::string::npos) stop_last_bytes += s.back();
+    }
+  // A stop string first appears in the text with the token that brings its last byte. Decoders
+  // concatenate token texts, except that a token's text alone may lose a leading space or be an
+  // incomplete UTF-8 sequence (byte-level and byte-fallback tokens): such tokens (empty text, or
+  // U+FFFD in it) always count as possible. Decoding the tail is costly (a SentencePiece decode per
+  // row and step); this per-token verdict, memoized, skips it for almost every token.
+  std::vector<int8_t> may_end_stop;  // -1 unknown, 0 no, 1 maybe
+  if (!stop_last_bytes.empty()) may_end_stop.assign(static_cast<size_t>(backend_.vocab_size()), -1);
+  auto may_complete_stop = [&](int32_t token) {
+    int8_t& v = may_end_stop[static_cast<size_t>(token)];
+    if (v < 0) {
+      const std::string text = tok->decode({token});
+      v = text.empty() || text.find("\xEF\xBF\xBD") != std::string::npos ||
+                  text.find_first_of(stop_last_bytes) != std::string::npos
+              ? 1
+              : 0;
+    }
+    return v == 1;
+  };
 
   auto finish = [&](Slot& s, const char* reason) {
     s.out.finish_reason = reason;
@@ -118,7 +140,8 @@ std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
       finish(s, "eos");
       return true;
     }
-    if (!q.stop.empty()) {
+    if (!q.stop.empty() && may_complete_stop(token)) {
+      ++stats_.stop_checks;
       // Cheap check on the tail first; a stop string of b bytes spans at most b tokens (+1 for a
       // token split inside a UTF-8 character).
       size_t window = std::min(s.out.ids.size(), max_stop_bytes + 2);
@@ -268,11 +291,13 @@ std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
     if (options_.split_timing) stats_.sample_seconds += seconds_since(t_sample);
     stats_.decode_seconds += seconds_since(t0);
     ++stats_.decode_steps;
+    auto t_host = Clock::now();
     for (size_t k = 0; k < live.size(); ++k) {
       Slot& s = slots[live[k]];
       ++s.pos;
       push_token(s, res.tokens[k], res.logprobs[k]);
     }
+    stats_.host_seconds += seconds_since(t_host);
   }
   return results;
 }

@@ -1,7 +1,8 @@
 // The rollout engine: requests (prompt ids, n samples, sampling parameters) in, completions out.
 // One prefill per prompt, its KV rows copied into the slots of that prompt's other samples;
 // continuous batching (a finished sequence's slot takes the next waiting sample at once); stops on
-// EOS, stop strings (checked on the decoded tail) or max_new_tokens.
+// EOS, stop strings (checked on the decoded tail, only after a token whose text may complete one)
+// or max_new_tokens.
 //
 // Determinism: sample j of a request draws from the counter RNG keyed by mix_seed(request.seed, j)
 // at step t (the token's index in the completion), so a seeded completion is the same whatever the
@@ -55,6 +56,9 @@ struct EngineStats {
   // With EngineOptions::split_timing: decode_seconds split into the model step and sampling (the
   // device is synchronized after each model step to tell them apart; off by default).
   double forward_seconds = 0, sample_seconds = 0;
+  // Host work after each step: appending tokens, EOS and stop-string checks, finished sequences.
+  double host_seconds = 0;
+  int64_t stop_checks = 0;  // tail decodes for stop strings (only tokens that may complete one)
 };
 
 class Engine {

@@ -12,8 +12,8 @@ namespace mathrl::sampler {
 // On CUDA, decode steps run as CUDA graphs, one per batch-size bucket (1, 2, 4, ..., then steps
 // of 1.5x), captured on first use: a step is then one graph launch instead of hundreds of kernel
 // launches. Rows past the real batch are padded onto one scratch cache slot kept for that. Graphs
-// need the in-place decode attention (kernels/decode_attention.h); MATHRL_CUDA_GRAPHS=0 turns
-// them off.
+// need attention that reads the cache in place (kernels/flash_cached_attention.h or
+// kernels/decode_attention.h); MATHRL_CUDA_GRAPHS=0 turns them off.
 class ModelBackend : public DecodeBackend {
  public:
   // The cache takes `cache_dtype` (the model's parameter dtype when undefined-ish: pass it explicitly).

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "decode_attention.h"
+#include "flash_cached_attention.h"
 
 using namespace mathrl::kernels;
 
@@ -49,4 +50,13 @@ TEST(DecodeAttention, RejectsPositionsOutsideTheCache) {
   at::Tensor k = torch::zeros({2, 1, 4, 8}), q = torch::zeros({1, 1, 8});
   EXPECT_ANY_THROW(decode_attention(q, k, k, torch::tensor(std::vector<int64_t>{0}), torch::tensor(std::vector<int64_t>{4}), 1.0));
   EXPECT_ANY_THROW(decode_attention(q, k, k, torch::tensor(std::vector<int64_t>{2}), torch::tensor(std::vector<int64_t>{0}), 1.0));
+}
+
+// FlashAttention over the cache is CUDA-only: on CPU (and in float32) the model keeps the reference.
+TEST(DecodeAttention, FlashPathIsNotTakenOnCpuOrInFloat32) {
+  at::Tensor bf16 = torch::zeros({2, 1, 4, 8}, torch::kBFloat16), f32 = torch::zeros({2, 1, 4, 8});
+  EXPECT_FALSE(flash_cached_attention_supported(at::kBFloat16, 2, bf16));
+  EXPECT_FALSE(flash_cached_attention_supported(at::kFloat, 2, f32));
+  EXPECT_ANY_THROW(flash_cached_attention(torch::zeros({1, 1, 2, 8}, torch::kBFloat16), bf16, bf16,
+                                          torch::tensor(std::vector<int64_t>{0}), torch::tensor(std::vector<int64_t>{0}), 1.0));
 }

@@ -229,6 +229,9 @@ TEST(Engine, StopStringsCutTextAndEndSequence) {
     EXPECT_TRUE(std::equal(c.ids.begin(), c.ids.end(), ref.begin()));
   }
   EXPECT_GT(stopped, 0);
+  // The tail is decoded only after tokens that may end a stop string ('#' or ')' here).
+  EXPECT_GT(engine.stats().stop_checks, 0);
+  EXPECT_LT(engine.stats().stop_checks, engine.stats().generated_tokens / 4);
 }
 
 TEST(Engine, EosTextExcludesEosToken) {

@@ -1,0 +1,56 @@
+#include "flash_cached_attention.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+
+#include "common/error.h"
+
+namespace mathrl::kernels {
+
+namespace {
+
+bool enabled_by_env() {
+  const char* v = std::getenv("MATHRL_FLASH_DECODE");
+  return !(v && std::strcmp(v, "0") == 0);
+}
+
+}  // namespace
+
+bool flash_cached_attention_supported(at::ScalarType q_dtype, int64_t heads, const at::Tensor& k_cache) {
+  if (!k_cache.defined() || !k_cache.is_cuda() || k_cache.dim() != 4) return false;
+  const int64_t kv_heads = k_cache.size(1), D = k_cache.size(3);
+  return (q_dtype == at::kBFloat16 || q_dtype == at::kHalf) && k_cache.scalar_type() == q_dtype &&
+         k_cache.is_contiguous() && D % 8 == 0 && D <= 256 && heads % kv_heads == 0 && enabled_by_env();
+}
+
+at::Tensor flash_cached_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                                  const at::Tensor& slots, const at::Tensor& last, double scale) {
+  MATHRL_CHECK(q.dim() == 4 && k_cache.dim() == 4 && k_cache.sizes() == v_cache.sizes() && v_cache.is_contiguous(),
+               "flash_cached_attention: q [B, T, heads, D], caches [slots, kv_heads, max_len, D]");
+  MATHRL_CHECK(flash_cached_attention_supported(q.scalar_type(), q.size(2), k_cache),
+               "flash_cached_attention: unsupported dtype, head_dim or device");
+  const int64_t B = q.size(0), T = q.size(1), heads = q.size(2), D = q.size(3);
+  const int64_t S = k_cache.size(0), kv_heads = k_cache.size(1), max_len = k_cache.size(2);
+  MATHRL_CHECK(slots.dim() == 1 && last.dim() == 1 && slots.size(0) == B && last.size(0) == B,
+               "flash_cached_attention: slots and last must be [B]");
+  MATHRL_CHECK(S * kv_heads * max_len < (int64_t{1} << 31), "flash_cached_attention: cache too large for int32 offsets");
+  // Rows of D elements; row r of head h sits at r * D + h * max_len * D. The last slot's last
+  // head ends exactly at the cache's end, so the view never reaches outside it.
+  const int64_t rows = (S - 1) * kv_heads * max_len + max_len;
+  at::Tensor k_rows = k_cache.as_strided({rows, kv_heads, D}, {D, max_len * D, 1});
+  at::Tensor v_rows = v_cache.as_strided({rows, kv_heads, D}, {D, max_len * D, 1});
+  auto i32 = q.options().dtype(at::kInt);
+  at::Tensor key_start = (slots.to(at::kLong) * (kv_heads * max_len)).to(at::kInt);
+  at::Tensor cu_k = at::cat({key_start, at::full({1}, rows, i32)});
+  at::Tensor cu_q = at::arange(0, (B + 1) * T, T, i32);
+  at::Tensor used_k = (last.to(at::kInt) + 1).contiguous();
+  at::Tensor q_rows = q.reshape({B * T, heads, D});
+  if (q_rows.stride(-1) != 1) q_rows = q_rows.contiguous();
+  auto result = at::_flash_attention_forward(q_rows, k_rows, v_rows, cu_q, cu_k, T, max_len, 0.0, /*is_causal=*/T > 1,
+                                             /*return_debug_mask=*/false, std::optional<double>(scale), std::nullopt,
+                                             std::nullopt, used_k, std::nullopt);
+  return std::get<0>(result).view({B, T, heads, D});
+}
+
+}  // namespace mathrl::kernels
