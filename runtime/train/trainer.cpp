@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -11,6 +12,7 @@
 #include "common/error.h"
 #include "common/jsonl.h"
 #include "common/log.h"
+#include "dist/data_parallel.h"
 #include "dist/process_group.h"
 #include "token_logprobs.h"
 
@@ -197,12 +199,20 @@ Trainer::~Trainer() = default;
 
 void Trainer::set_process_group(dist::ProcessGroup* group) {
   group_ = group;
+  dp_.reset();
+  overlap_ = false;
+  optimizer_.set_grad_hook({});
   if (!group_ || group_->world_size() == 1) return;
-  // The loss is already divided by the global target count, so summing gradients gives the mean.
-  optimizer_.set_grad_hook([g = group_](std::vector<at::Tensor>& grads) {
-    for (auto& t : grads) g->all_reduce_sum(t);
-  });
+  auto params = dist::trainable_parameters(*model_);
+  overlap_ = std::all_of(params.begin(), params.end(), [](const auto& p) { return p.second.scalar_type() == at::kFloat; });
+  dist::DataParallelOptions o;
+  o.reduction = dist::Reduction::Sum;  // the loss is already divided by the global target count
+  o.overlap = overlap_;
+  dp_ = std::make_unique<dist::DataParallel>(group_, std::move(params), o);
+  if (!overlap_) optimizer_.set_grad_hook(dp_->grad_hook());
 }
+
+int64_t Trainer::buckets_reduced_in_backward() const { return overlap_ && dp_ ? dp_->buckets_launched_in_backward() : 0; }
 
 void Trainer::resume(const std::string& checkpoint_dir) {
   TrainState s = CheckpointManager::load(checkpoint_dir, &model_, &optimizer_, true);
@@ -240,17 +250,32 @@ StepStats Trainer::train_step() {
   for (size_t i = static_cast<size_t>(rank); i < all.size(); i += static_cast<size_t>(world)) rows.push_back(std::move(all[i]));
   model_->train();
   at::Tensor loss_acc = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(options_.device));
+  std::vector<Batch> batches;
   for (size_t begin = 0; begin < rows.size(); begin += static_cast<size_t>(options_.micro_batch)) {
     const size_t end = std::min(rows.size(), begin + static_cast<size_t>(options_.micro_batch));
     std::vector<data::PackedRow> micro(rows.begin() + begin, rows.begin() + end);
-    Batch batch = make_batch(micro, options_.device, options_.doc_masking);
+    batches.push_back(make_batch(micro, options_.device, options_.doc_masking));
+  }
+  // With overlap, only the last backward that runs reduces (the earlier ones accumulate locally); a
+  // rank with nothing to train on still joins the reduction in finish() with zero gradients.
+  size_t last_backward = batches.size();
+  for (size_t i = 0; i < batches.size(); ++i)
+    if (batches[i].target_tokens > 0) last_backward = i;
+  if (overlap_) dp_->set_sync(false);
+  for (size_t i = 0; i < batches.size(); ++i) {
+    Batch& batch = batches[i];
     s.tokens += batch.tokens;
     s.target_tokens += batch.target_tokens;
     if (batch.target_tokens == 0) continue;
     at::Tensor loss = masked_lm_loss(model_, batch, static_cast<double>(global_targets));
+    if (overlap_ && i == last_backward) dp_->set_sync(true);
     loss.backward();
     optimizer_.accumulate_grads();  // bf16/fp16 models: sum micro-batches in float32
     loss_acc += loss.detach();
+  }
+  if (overlap_) {
+    dp_->set_sync(true);
+    dp_->finish();
   }
   if (world > 1) group_->all_reduce_sum(loss_acc);
   s.loss = loss_acc.item<double>();
@@ -353,6 +378,11 @@ TrainSummary Trainer::run() {
       break;
     }
     summary.last_loss = s.loss;
+    if (log_ && dp_ && step_ == 1)
+      log_->info(overlap_ ? str("data parallel over ", group_->world_size(), " ranks: ", dp_->buckets_launched_in_backward(), " of ",
+                                dp_->bucket_count(), " gradient buckets reduced during backward")
+                          : str("data parallel over ", group_->world_size(), " ranks: low-precision parameters, gradients "
+                                "reduced once per step in float32"));
     std::map<std::string, double> extra;
     if (options_.eval_every > 0 && step_ % options_.eval_every == 0) run_eval(extra);
     write_metrics(s, extra);

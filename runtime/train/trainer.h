@@ -34,6 +34,7 @@ class MetricsWriter;
 }
 namespace mathrl::dist {
 class ProcessGroup;
+class DataParallel;
 }
 
 namespace mathrl::train {
@@ -143,7 +144,13 @@ class Trainer {
   // Data parallelism: each optimizer step takes micro_batch * grad_accum * world_size rows, rank r
   // trains on rows r, r + world_size, ...; gradients and the loss are summed across ranks (the loss
   // is normalized by the global target count), so the run equals one process with the global batch.
+  // Float32 parameters: gradients are reduced in buckets during the last micro-batch's backward
+  // (dist::DataParallel with overlap; the earlier micro-batches only accumulate). Low-precision
+  // parameters (their micro-batch gradients are summed into float32 by AdamW::accumulate_grads):
+  // one flat float32 reduction per step before the optimizer update.
   void set_process_group(dist::ProcessGroup* group);
+  bool overlapped_reduction() const { return overlap_; }
+  int64_t buckets_reduced_in_backward() const;  // of the last step (0 without overlap)
   // Checked between steps: when set, the run checkpoints and stops ("interrupted").
   void set_stop_flag(const std::atomic<bool>* flag) { stop_ = flag; }
 
@@ -175,6 +182,8 @@ class Trainer {
   Logger* log_ = nullptr;
   MetricsWriter* metrics_ = nullptr;
   dist::ProcessGroup* group_ = nullptr;
+  std::unique_ptr<dist::DataParallel> dp_;
+  bool overlap_ = false;
   const std::atomic<bool>* stop_ = nullptr;
   data::DocumentStream& train_data_;
   int64_t step_ = 0;

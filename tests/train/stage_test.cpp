@@ -85,6 +85,9 @@ TEST(TrainStage, TwoGlooRanksEqualOneProcessWithTheGlobalBatch) {
   ASSERT_EQ(got.size(), 6u);
   for (const auto& [step, loss] : expect) EXPECT_NEAR(got[step], loss, 1e-5) << "step " << step;
   EXPECT_EQ(losses(two + "/metrics.rank1.jsonl"), got);  // every rank reports the global loss
+  // Gradients went through the bucketed reduction, overlapped with the last micro-batch's backward.
+  EXPECT_NE(dp.err.find("gradient buckets reduced during backward"), std::string::npos) << dp.err;
+  EXPECT_EQ(dp.err.find(": 0 of "), std::string::npos) << dp.err;
 }
 
 TEST(TrainStage, RecipeErrorsStopBeforeTraining) {
