@@ -90,6 +90,24 @@ TEST(TrainStage, TwoGlooRanksEqualOneProcessWithTheGlobalBatch) {
   EXPECT_EQ(dp.err.find(": 0 of "), std::string::npos) << dp.err;
 }
 
+// A checkpoint written by 2 ranks resumes in 1 process (per-rank micro-batch 1 becomes 2, the
+// global batch stays) and continues the 1-process run's losses.
+TEST(TrainStage, CheckpointOfTwoRanksResumesInOneProcess) {
+  test::TempDir dir;
+  const std::string one = dir.file("one"), two = dir.file("two");
+  auto single = test::run_mathrl({"run", recipe(), "--out", one, "--set", "micro_batch=2", "--set", "steps=6"});
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  auto dp = test::run_mathrl({"launch", "--nproc-per-node", "2", "--", "run", recipe(), "--out", two, "--set",
+                              "micro_batch=1", "--set", "steps=3"});
+  ASSERT_EQ(dp.exit_code, 0) << dp.err;
+  ASSERT_TRUE(fs::exists(two + "/checkpoints/step-3/manifest.json"));
+  auto resumed = test::run_mathrl({"run", recipe(), "--out", two, "--resume", two, "--set", "micro_batch=2", "--set", "steps=6"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  auto expect = losses(one + "/metrics.jsonl"), got = losses(two + "/metrics.jsonl");
+  ASSERT_EQ(got.size(), 6u);
+  for (const auto& [step, loss] : expect) EXPECT_NEAR(got[step], loss, 1e-5) << "step " << step;
+}
+
 TEST(TrainStage, RecipeErrorsStopBeforeTraining) {
   test::TempDir dir;
   auto r = test::run_mathrl({"run", recipe(), "--out", dir.file("x"), "--set", "micro_bach=2"});
