@@ -10,9 +10,13 @@ namespace mathrl::kernels {
 
 namespace {
 
+// Read once: the check runs in every attention layer of every forward.
 bool enabled_by_env() {
-  const char* v = std::getenv("MATHRL_FLASH_DECODE");
-  return !(v && std::strcmp(v, "0") == 0);
+  static const bool enabled = [] {
+    const char* v = std::getenv("MATHRL_FLASH_DECODE");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return enabled;
 }
 
 }  // namespace

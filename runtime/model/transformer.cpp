@@ -252,12 +252,8 @@ at::Tensor DecoderImpl::forward_cached(const at::Tensor& ids, const at::Tensor& 
   // FlashAttention (bf16/fp16 on CUDA, any T) and the decode kernel (T == 1) read the cache in place
   // and need no span, hence no host synchronization (CUDA graphs capture decode steps); otherwise
   // one host sync per step, not per layer. span == 0 selects the in-place paths.
-  const auto dtype = model->embed_tokens->weight.scalar_type();
-  const bool in_place =
-      kernels::flash_cached_attention_supported(dtype, config_.num_attention_heads, cache.k[0]) ||
-      (ids.size(1) == 1 && kernels::decode_attention_uses_kernel(dtype, config_.num_attention_heads, cache.k[0]));
   int64_t span = 0;
-  if (!in_place) {
+  if (!attends_cache_in_place(cache, ids.size(1))) {
     span = positions.max().item<int64_t>() + 1;
     MATHRL_CHECK(span <= cache.max_len, "position ", span - 1, " is outside the cache of ", cache.max_len);
   }
@@ -270,6 +266,13 @@ at::Tensor DecoderImpl::forward_cached(const at::Tensor& ids, const at::Tensor& 
     ++i;
   }
   return model->norm(h);
+}
+
+bool DecoderImpl::attends_cache_in_place(const KvCache& cache, int64_t tokens) const {
+  const auto dtype = model->embed_tokens->weight.scalar_type();
+  const int64_t heads = config_.num_attention_heads;
+  return kernels::flash_cached_attention_supported(dtype, heads, cache.k[0]) ||
+         (tokens == 1 && kernels::decode_attention_uses_kernel(dtype, heads, cache.k[0]));
 }
 
 at::Tensor DecoderImpl::lm_head_weight() const {

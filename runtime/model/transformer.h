@@ -110,6 +110,10 @@ class DecoderImpl : public torch::nn::Module {
   // attends only to earlier tokens of the same document (packed training sequences).
   at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& positions = {}, const at::Tensor& document_ids = {});
   at::Tensor forward_cached(const at::Tensor& ids, const at::Tensor& positions, const at::Tensor& slots, KvCache& cache);
+  // True when forward_cached over `cache` with `tokens` new tokens per row reads the cache in place
+  // (FlashAttention for any count, or the decode kernel for one): no host synchronization, so such
+  // steps can be captured in CUDA graphs.
+  bool attends_cache_in_place(const KvCache& cache, int64_t tokens) const;
   at::Tensor logits(const at::Tensor& hidden);
   at::Tensor lm_head_weight() const;
 

@@ -15,8 +15,6 @@
 #endif
 
 #include "common/error.h"
-#include "decode_attention.h"
-#include "flash_cached_attention.h"
 
 namespace mathrl::sampler {
 
@@ -71,9 +69,7 @@ void ModelBackend::allocate(int64_t slots, int64_t max_len) {
   // With graphs, one extra slot takes the padding rows of a bucket.
   const bool may_graph = device_.is_cuda() && graphs_allowed_by_env();
   cache_ = model::KvCache::allocate(config_, slots + (may_graph ? 1 : 0), max_len, cache_dtype_, device_);
-  const auto dtype = decoder_->model->embed_tokens->weight.scalar_type();
-  use_graphs_ = may_graph && (kernels::flash_cached_attention_supported(dtype, config_.num_attention_heads, cache_.k[0]) ||
-                              kernels::decode_attention_uses_kernel(dtype, config_.num_attention_heads, cache_.k[0]));
+  use_graphs_ = may_graph && decoder_->attends_cache_in_place(cache_, 1);
   scratch_slot_ = use_graphs_ ? slots : -1;
 }
 

@@ -212,8 +212,6 @@ void Trainer::set_process_group(dist::ProcessGroup* group) {
   if (!overlap_) optimizer_.set_grad_hook(dp_->grad_hook());
 }
 
-int64_t Trainer::buckets_reduced_in_backward() const { return overlap_ && dp_ ? dp_->buckets_launched_in_backward() : 0; }
-
 void Trainer::resume(const std::string& checkpoint_dir) {
   TrainState s = CheckpointManager::load(checkpoint_dir, &model_, &optimizer_, true);
   step_ = s.step;
@@ -240,35 +238,34 @@ StepStats Trainer::train_step() {
   StepStats s;
   s.step = number;
   int64_t global_targets = 0;
-  for (const auto& r : all) global_targets += count_targets(r, options_.doc_masking);
+  std::vector<int64_t> row_targets;  // per row, so this rank knows its last training micro-batch
+  for (const auto& r : all) global_targets += row_targets.emplace_back(count_targets(r, options_.doc_masking));
   if (all.empty() || global_targets == 0) {
     data_done_ = true;
     s.applied = false;
     return s;
   }
+  const auto micro_batch = static_cast<size_t>(options_.micro_batch);
   std::vector<data::PackedRow> rows;
-  for (size_t i = static_cast<size_t>(rank); i < all.size(); i += static_cast<size_t>(world)) rows.push_back(std::move(all[i]));
+  // With overlap, only the last micro-batch with targets reduces (the earlier ones accumulate
+  // locally); a rank with nothing to train on still joins the reduction in finish() with zeros.
+  size_t last_backward = std::numeric_limits<size_t>::max();
+  for (size_t i = static_cast<size_t>(rank); i < all.size(); i += static_cast<size_t>(world)) {
+    if (row_targets[i] > 0) last_backward = rows.size() / micro_batch * micro_batch;
+    rows.push_back(std::move(all[i]));
+  }
   model_->train();
   at::Tensor loss_acc = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(options_.device));
-  std::vector<Batch> batches;
-  for (size_t begin = 0; begin < rows.size(); begin += static_cast<size_t>(options_.micro_batch)) {
-    const size_t end = std::min(rows.size(), begin + static_cast<size_t>(options_.micro_batch));
-    std::vector<data::PackedRow> micro(rows.begin() + begin, rows.begin() + end);
-    batches.push_back(make_batch(micro, options_.device, options_.doc_masking));
-  }
-  // With overlap, only the last backward that runs reduces (the earlier ones accumulate locally); a
-  // rank with nothing to train on still joins the reduction in finish() with zero gradients.
-  size_t last_backward = batches.size();
-  for (size_t i = 0; i < batches.size(); ++i)
-    if (batches[i].target_tokens > 0) last_backward = i;
   if (overlap_) dp_->set_sync(false);
-  for (size_t i = 0; i < batches.size(); ++i) {
-    Batch& batch = batches[i];
+  for (size_t begin = 0; begin < rows.size(); begin += micro_batch) {
+    const size_t end = std::min(rows.size(), begin + micro_batch);
+    std::vector<data::PackedRow> micro(rows.begin() + begin, rows.begin() + end);
+    Batch batch = make_batch(micro, options_.device, options_.doc_masking);
     s.tokens += batch.tokens;
     s.target_tokens += batch.target_tokens;
     if (batch.target_tokens == 0) continue;
     at::Tensor loss = masked_lm_loss(model_, batch, static_cast<double>(global_targets));
-    if (overlap_ && i == last_backward) dp_->set_sync(true);
+    if (overlap_ && begin == last_backward) dp_->set_sync(true);
     loss.backward();
     optimizer_.accumulate_grads();  // bf16/fp16 models: sum micro-batches in float32
     loss_acc += loss.detach();

@@ -149,8 +149,6 @@ class Trainer {
   // parameters (their micro-batch gradients are summed into float32 by AdamW::accumulate_grads):
   // one flat float32 reduction per step before the optimizer update.
   void set_process_group(dist::ProcessGroup* group);
-  bool overlapped_reduction() const { return overlap_; }
-  int64_t buckets_reduced_in_backward() const;  // of the last step (0 without overlap)
   // Checked between steps: when set, the run checkpoints and stops ("interrupted").
   void set_stop_flag(const std::atomic<bool>* flag) { stop_ = flag; }
 
