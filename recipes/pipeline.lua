@@ -4,7 +4,8 @@
 --   build/mathrl run recipes/pipeline.lua                         (the CPU size)
 --   build/mathrl run recipes/pipeline.lua --set 'params.size="gpu"'   (one GPU)
 --   build/mathrl run recipes/pipeline.lua --set 'params.size="smoke"' (plumbing check)
---   build/mathrl run recipes/pipeline.lua --seed 2                (another seed; data, init, sampling)
+--   build/mathrl run recipes/pipeline.lua --seed 2                (another seed: init, data order, sampling)
+--   build/mathrl run recipes/pipeline.lua --set params.data_seed=0  (the problems follow the seed too)
 --
 -- Steps (each stage is a sub-run in its own directory under the run, with log.txt, metrics.jsonl
 -- and TensorBoard events):
@@ -56,24 +57,30 @@ local sizes = {
     base = { seq_len = 256, micro_batch = 8, grad_accum = 1, steps = 300, lr = 3e-3, warmup = 20, log_every = 20 },
     instruct = { seq_len = 256, micro_batch = 8, grad_accum = 1, steps = 400, lr = 1e-3, warmup = 10, log_every = 10,
                  epochs = 10 },
-    -- 16 prompts x 8 samples per step at 3e-5 with a light KL term: in a sweep on one seed's instruct
-    -- model (held-out greedy 51.0%), 8 x 8 at 2e-5 / beta 0.04 gave +2.7, 16 x 8 at 3e-5 without KL
-    -- (300 steps) +5.7, and 1e-4 fell below the instruct model. 210 steps keep the run under 10
-    -- minutes on 2 cores (three seeds: +7.3, +3.3, +7.7 greedy).
-    rl = { steps = 210, prompts_per_step = 16, num_generations = 8, max_completion_length = 128, temperature = 1.0,
-           beta = 0.01, learning_rate = 3e-5 },
+    -- 16 prompts x 8 samples per step at 3e-5 without a KL term, so no reference forward and no
+    -- forward/backward for completions of all-equal groups (~2.2 s per step on 2 cores). In a sweep
+    -- on one instruct model (held-out greedy 59.3%): 130 steps at 3e-5 gave 62.7, at 5e-5 62.3;
+    -- 210 steps at 3e-5 with beta 0.01 62.0 (and 2.9 s per step). Earlier, on another seed's model,
+    -- 1e-4 fell below the instruct model. 120 steps keep the whole run under 10 minutes.
+    rl = { steps = 120, prompts_per_step = 16, num_generations = 8, max_completion_length = 128, temperature = 1.0,
+           beta = 0.0, learning_rate = 3e-5 },
     eval = { samples = 8, temperature = 0.7, max_new_tokens = 128 },
   },
   gpu = {
-    device = "cuda", vocab_size = 4000, levels = { 1, 2, 3, 4, 5 },
-    pretrain_problems = 100000, sft_problems = 20000, rl_problems = 10000, eval_problems = 1000,
+    -- The harder levels only: on levels 1-5 with 3000 base and 1000 SFT steps the instruct model
+    -- reached 96% held-out greedy with near-zero sampling entropy, so 88% of GRPO groups were all
+    -- correct and RL had nothing to learn from (instruct 96.3 -> RL 94.9; scripts/gpu_notes.md).
+    device = "cuda", vocab_size = 4000, levels = { 3, 4, 5 },
+    pretrain_problems = 60000, sft_problems = 10000, rl_problems = 10000, eval_problems = 500,
     gsm8k_docs = 7473, math_docs = 7500,
     model = { hidden_size = 512, intermediate_size = 1376, num_hidden_layers = 8, num_attention_heads = 8,
               num_key_value_heads = 4, max_position_embeddings = 1024 },
-    base = { seq_len = 512, micro_batch = 32, grad_accum = 1, steps = 3000, lr = 1e-3, warmup = 100, log_every = 50 },
-    instruct = { seq_len = 512, micro_batch = 32, grad_accum = 1, steps = 1000, lr = 2e-4, warmup = 50, log_every = 50 },
-    rl = { steps = 200, prompts_per_step = 32, num_generations = 16, max_completion_length = 256, temperature = 1.0,
-           beta = 0.04, learning_rate = 1e-5 },
+    base = { seq_len = 512, micro_batch = 32, grad_accum = 1, steps = 1200, lr = 1e-3, warmup = 100, log_every = 50,
+             epochs = 10 },
+    instruct = { seq_len = 512, micro_batch = 32, grad_accum = 1, steps = 300, lr = 2e-4, warmup = 20, log_every = 50,
+                 epochs = 10 },
+    rl = { steps = 100, prompts_per_step = 32, num_generations = 16, max_completion_length = 256, temperature = 1.0,
+           beta = 0.02, learning_rate = 3e-5 },
     eval = { samples = 16, temperature = 0.7, max_new_tokens = 256 },
   },
 }
@@ -127,7 +134,9 @@ return mathrl.script {
   params = {
     size = "cpu",        -- tiny | smoke | cpu | gpu
     shared = "../shared",
-    seed = 0,            -- 0: derived from the recipe's seed (--seed N)
+    seed = 0,            -- training seed (init, data order, sampling); 0: derived from --seed N
+    data_seed = 1,       -- problems, held-out set and vocabulary; 0: the training seed. Fixed by
+                         -- default so that runs of several seeds are scored on the same problems
     device = "",         -- "" = the size's device
     tune = {},           -- merged into the size: --set 'params.tune={levels={1}, instruct={steps=300}}'
   },
@@ -136,16 +145,17 @@ return mathrl.script {
     local S = sizes[p.size] or error("params.size must be tiny, smoke, cpu or gpu (got " .. tostring(p.size) .. ")")
     S = merged(S, p.tune)
     local seed = p.seed ~= 0 and p.seed or math.random(1, 1 << 30)
+    local data_seed = p.data_seed ~= 0 and p.data_seed or seed
     local device = p.device ~= "" and p.device or S.device
-    run.log(string.format("pipeline size %s, seed %d, device %s", p.size, seed, device))
+    run.log(string.format("pipeline size %s, seed %d, data seed %d, device %s", p.size, seed, data_seed, device))
 
     -- 1. Data: disjoint SFT and RL problems (train split), held-out problems (held-out split).
     local dir = run.dir .. "/data"
     mkdir(dir)
-    local pretrain = generate(seed + 1, S.pretrain_problems, S.levels, "train")
-    local sft = generate(seed + 2, S.sft_problems, S.levels, "train")
-    local rl = generate(seed + 3, S.rl_problems, S.levels, "train", questions(sft))
-    local heldout = generate(seed + 4, S.eval_problems, S.levels, "heldout")
+    local pretrain = generate(data_seed + 1, S.pretrain_problems, S.levels, "train")
+    local sft = generate(data_seed + 2, S.sft_problems, S.levels, "train")
+    local rl = generate(data_seed + 3, S.rl_problems, S.levels, "train", questions(sft))
+    local heldout = generate(data_seed + 4, S.eval_problems, S.levels, "heldout")
     problems.write_jsonl(dir .. "/pretrain.jsonl", pretrain)
     problems.write_jsonl(dir .. "/sft.jsonl", sft)
     problems.write_jsonl(dir .. "/rl.jsonl", rl)

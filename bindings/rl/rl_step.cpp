@@ -117,6 +117,41 @@ rl::ValueStats global_value_stats(dist::ProcessGroup* group, const rl::ValueStat
   return rl::ValueStats{g[0], g[1] / n, g[2] / n, g[3]};
 }
 
+// Without a KL or entropy term, a completion whose advantages are all zero (every sample of its
+// group got the same reward) adds exactly nothing to the loss or its gradient, so it is left out of
+// the update's forward and backward; the loss normalizers stay those of the whole batch, so the
+// update is the same. (Dr. GRPO without a fixed length normalizes by the batch's longest
+// completion, which leaving completions out could change: nothing is skipped then.)
+void skip_zero_advantage_sequences(std::vector<rl::TrainSequence>& seqs, std::vector<std::vector<float>>& old_lp,
+                                   rl::UpdateOptions& uo, RankMetrics& rm) {
+  const auto& lo = uo.loss;
+  if (lo.beta != 0.0 || lo.entropy_coef != 0.0 || seqs.empty()) return;
+  if (lo.loss_type == rl::LossAggregation::DrGrpo && lo.max_completion_length <= 0) return;
+  if (uo.global_sequences <= 0) {  // one process: this batch's own normalizers, fixed before skipping
+    double counted = 0;
+    for (const auto& t : seqs)
+      if (!(uo.mask_truncated_completions && t.truncated)) counted += static_cast<double>(t.completion_ids.size());
+    uo.global_sequences = static_cast<double>(seqs.size());
+    uo.global_tokens = std::max(1.0, counted);
+  }
+  std::vector<rl::TrainSequence> kept;
+  std::vector<std::vector<float>> kept_lp;
+  double skipped = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    bool zero = true;
+    for (double a : seqs[i].advantages) zero = zero && a == 0.0;
+    if (zero) {
+      skipped += 1;
+      continue;
+    }
+    kept.push_back(std::move(seqs[i]));
+    if (!old_lp.empty()) kept_lp.push_back(std::move(old_lp[i]));
+  }
+  rm.add_mean("groups/zero_advantage_skipped_fraction", skipped, static_cast<double>(seqs.size()));
+  seqs = std::move(kept);
+  if (!old_lp.empty()) old_lp = std::move(kept_lp);
+}
+
 // Calls the recipe's `advantage` function on one group; fills one advantage vector per completion.
 std::vector<std::vector<double>> lua_advantages(RunContext& ctx, const RlState& st, const DrawnGroup& g, long long step) {
   lua_State* L = ctx.recipe.L();
@@ -498,6 +533,8 @@ std::map<std::string, double> rl_step(RunContext& ctx, const RlSettings& s, RlSt
     for (const auto& t : seqs) critic_tokens += static_cast<double>(t.completion_ids.size());
     critic_tokens = std::max(1.0, sum_across(group, {critic_tokens}, device)[0]);
   }
+
+  skip_zero_advantage_sequences(seqs, old_lp, uo, rm);
 
   const double lr = ctx.recipe.number_at("learning_rate", step);
   double grad_norm = 0, critic_grad_norm = 0;

@@ -9,7 +9,8 @@ local M = {}
 function M.prompt(question) return "Question: " .. question .. "\nAnswer:" end
 M.stop = { "\nQuestion:" }
 
--- `c.sources`: { {name =, path =, weight =, kind = "problems" | "gsm8k" | "math"}, ... }
+-- `c.sources`: { {name =, path =, weight =, kind = "problems" | "gsm8k" | "math"}, ... }; `c.epochs`
+-- (nil: one pass) bounds each source's passes
 local text_of = {
   problems = function(r) return r.question .. "\n" .. r.solution end,
   gsm8k = function(r) return r.question .. "\n" .. r.answer end,
@@ -20,7 +21,7 @@ function M.base(c)
   local sources = {}
   for _, s in ipairs(c.sources) do
     if s.weight > 0 then
-      sources[#sources + 1] = { name = s.name, path = s.path, weight = s.weight, text = text_of[s.kind] }
+      sources[#sources + 1] = { name = s.name, path = s.path, weight = s.weight, epochs = c.epochs, text = text_of[s.kind] }
     end
   end
   return mathrl.base {

@@ -38,6 +38,32 @@ std::vector<size_t> Partition::owned(int rank) const {
   return out;
 }
 
+train::StepResult step_with_global_norm(ProcessGroup& group, train::AdamW& local, std::vector<at::Tensor> grads,
+                                        double clip, double lr, double loss) {
+  at::NoGradGuard no_grad;
+  MATHRL_CHECK(local.options().clip <= 0, "step_with_global_norm: the local optimizer must not clip");
+  const at::Device device = local.params().front().device();
+  at::Tensor sq = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device));
+  if (!grads.empty()) {
+    std::vector<at::Tensor> norms = at::_foreach_norm(grads, 2, at::kFloat);
+    sq = at::stack(norms).to(at::kDouble).pow(2).sum();
+  }
+  at::Tensor agree = at::stack({sq, at::full({}, std::isfinite(loss) ? 0.0 : 1.0, sq.options())});
+  group.all_reduce_sum(agree);
+  agree = agree.cpu();
+  const double norm = std::sqrt(agree[0].item<double>());
+  const bool bad = agree[1].item<double>() > 0 || !std::isfinite(norm);
+  train::StepResult r;
+  if (bad) {
+    r = local.step(lr, std::numeric_limits<double>::quiet_NaN());  // counted by the guard, on every rank
+  } else {
+    if (clip > 0 && norm > clip && !grads.empty()) at::_foreach_mul_(grads, clip / (norm + 1e-6));
+    r = local.step(lr, loss);
+  }
+  r.grad_norm = norm;
+  return r;
+}
+
 ShardedAdamW::ShardedAdamW(ProcessGroup* group, std::vector<std::pair<std::string, at::Tensor>> named_params,
                            train::AdamWOptions adam, ZeroOptions zero)
     : group_(group), zero_(zero), clip_(adam.clip) {
@@ -92,28 +118,9 @@ train::StepResult ShardedAdamW::step(double lr, double loss) {
     if (g.defined() && g.scalar_type() != at::kFloat) g = g.to(at::kFloat);
     if (g.defined()) grads.push_back(g);
   }
-  const at::Device device = params_.front().device();
-  at::Tensor sq = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device));
-  if (!grads.empty()) {
-    std::vector<at::Tensor> norms = at::_foreach_norm(grads, 2, at::kFloat);
-    sq = at::stack(norms).to(at::kDouble).pow(2).sum();
-  }
-  at::Tensor agree = at::stack({sq, at::full({}, std::isfinite(loss) ? 0.0 : 1.0, sq.options())});
-  group_->all_reduce_sum(agree);
-  agree = agree.cpu();
-  const double norm = std::sqrt(agree[0].item<double>());
-  const bool bad = agree[1].item<double>() > 0 || !std::isfinite(norm);
-
-  train::StepResult r;
-  if (bad) {
-    r = local_->step(lr, std::numeric_limits<double>::quiet_NaN());  // counted by the guard, on every rank
-  } else {
-    if (clip_ > 0 && norm > clip_ && !grads.empty()) at::_foreach_mul_(grads, clip_ / (norm + 1e-6));
-    r = local_->step(lr, loss);
-    broadcast_from_owners();
-  }
+  train::StepResult r = step_with_global_norm(*group_, *local_, grads, clip_, lr, loss);
+  if (r.applied) broadcast_from_owners();
   zero_grad();
-  r.grad_norm = norm;
   return r;
 }
 

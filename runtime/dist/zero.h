@@ -50,6 +50,15 @@ struct ZeroOptions {
   Reduction reduction = Reduction::Mean;
 };
 
+// The optimizer step of a rank that holds only part of the gradients (ZeRO, FSDP shards): the
+// global norm (square root of the all-reduced sum of each rank's squared partial norm), the clip
+// with it, and the cross-rank non-finite guard (when the norm or any rank's loss is not finite every
+// rank skips: `local` is stepped with a NaN loss so its guard counts the skip), then local.step.
+// `grads` are `local`'s parameters' gradients (float32 preferred); `local` must have clip 0.
+// Collective. grad_norm in the result is the global norm before clipping, equal on every rank.
+train::StepResult step_with_global_norm(ProcessGroup& group, train::AdamW& local, std::vector<at::Tensor> grads,
+                                        double clip, double lr, double loss);
+
 class ShardedAdamW {
  public:
   ShardedAdamW(ProcessGroup* group, std::vector<std::pair<std::string, at::Tensor>> named_params,

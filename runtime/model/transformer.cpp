@@ -210,6 +210,65 @@ class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   }
 };
 
+// The layer's parameters are in place from construction to destruction (exceptions included).
+class Materialized {
+ public:
+  Materialized(LayerParameterHost* host, int64_t layer) : host_(host), layer_(layer) { host_->materialize(layer_); }
+  ~Materialized() {
+    try {
+      host_->release(layer_);
+    } catch (...) {  // a failed free must not hide the error that is unwinding the stack
+    }
+  }
+  Materialized(const Materialized&) = delete;
+  Materialized& operator=(const Materialized&) = delete;
+
+ private:
+  LayerParameterHost* host_;
+  int64_t layer_;
+};
+
+// A layer whose parameters a LayerParameterHost owns: forward gathers them, runs the layer without
+// autograd and frees them; backward gathers them again, recomputes the layer with autograd, hands
+// the parameter gradients to the host and frees the parameters.
+class ShardedLayer : public torch::autograd::Function<ShardedLayer> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& h, int64_t layer_address,
+                            int64_t host_address, int64_t index, const at::Tensor& cos, const at::Tensor& sin,
+                            const std::optional<at::Tensor>& mask) {
+    ctx->save_for_backward({h, cos, sin});
+    ctx->saved_data["layer"] = layer_address;
+    ctx->saved_data["host"] = host_address;
+    ctx->saved_data["index"] = index;
+    ctx->saved_data["mask"] = mask;
+    at::NoGradGuard no_grad;
+    Materialized in_place(reinterpret_cast<LayerParameterHost*>(host_address), index);
+    return run_layer(*reinterpret_cast<DecoderLayerImpl*>(layer_address), h, cos, sin, mask.value_or(at::Tensor()));
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
+    auto* host = reinterpret_cast<LayerParameterHost*>(ctx->saved_data["host"].toInt());
+    const int64_t index = ctx->saved_data["index"].toInt();
+    at::Tensor h = saved[0].detach().requires_grad_(true);
+    at::Tensor h_grad;
+    {
+      Materialized in_place(host, index);
+      std::vector<at::Tensor> inputs{h};
+      for (const auto& p : layer->parameters()) inputs.push_back(p);
+      at::AutoGradMode grad_mode(true);
+      at::IValue mask = ctx->saved_data["mask"];
+      at::Tensor out = run_layer(*layer, h, saved[1], saved[2], mask.isNone() ? at::Tensor() : mask.toTensor());
+      auto d = torch::autograd::grad({out}, inputs, {grads[0]}, /*retain_graph=*/false, /*create_graph=*/false,
+                                     /*allow_unused=*/true);
+      h_grad = d[0];
+      host->reduce_gradients(index, std::vector<at::Tensor>(d.begin() + 1, d.end()));
+    }
+    return {h_grad, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
 
 // ---- decoder -----------------------------------------------------------------------------
@@ -234,11 +293,20 @@ at::Tensor DecoderImpl::hidden_states(const at::Tensor& ids, const at::Tensor& p
   }
   at::Tensor h = model->embed_tokens(ids);
   const bool checkpoint = checkpointing_ && at::GradMode::is_enabled() && is_training();
+  const auto opt_mask = mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt;
+  int64_t index = 0;
   for (const auto& m : *model->layers) {
     auto layer = m->as<DecoderLayerImpl>();
-    h = checkpoint ? CheckpointedLayer::apply(h, reinterpret_cast<int64_t>(layer), cos, sin,
-                                              mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt)
-                   : run_layer(*layer, h, cos, sin, mask);
+    const auto address = reinterpret_cast<int64_t>(layer);
+    if (host_ && at::GradMode::is_enabled()) {
+      h = ShardedLayer::apply(h, address, reinterpret_cast<int64_t>(host_), index, cos, sin, opt_mask);
+    } else if (host_) {
+      Materialized in_place(host_, index);
+      h = run_layer(*layer, h, cos, sin, mask);
+    } else {
+      h = checkpoint ? CheckpointedLayer::apply(h, address, cos, sin, opt_mask) : run_layer(*layer, h, cos, sin, mask);
+    }
+    ++index;
   }
   return model->norm(h);
 }
@@ -261,6 +329,8 @@ at::Tensor DecoderImpl::forward_cached(const at::Tensor& ids, const at::Tensor& 
   size_t i = 0;
   for (const auto& m : *model->layers) {
     auto layer = m->as<DecoderLayerImpl>();
+    std::optional<Materialized> in_place;
+    if (host_) in_place.emplace(host_, static_cast<int64_t>(i));
     h = h + layer->self_attn->forward_cached(layer->input_layernorm(h), cos, sin, positions, slots, span, cache.k[i], cache.v[i]);
     h = h + layer->mlp(layer->post_attention_layernorm(h));
     ++i;

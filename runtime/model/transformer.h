@@ -102,6 +102,20 @@ class DecoderBodyImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DecoderBody);
 
+// Parameter sharding (ZeRO-3; dist::FullyShardedDecoder): the owner of the decoder layers'
+// parameters, which then exist in full only while their layer runs. With a host set, a layer under
+// autograd runs without keeping activations and is recomputed in backward (as with activation
+// checkpointing), so its parameters are gathered twice per step and freed in between.
+class LayerParameterHost {
+ public:
+  virtual ~LayerParameterHost() = default;
+  virtual void materialize(int64_t layer) = 0;  // the layer's full parameters are in place
+  virtual void release(int64_t layer) = 0;      // ...and freed again
+  // After the layer's backward: d(loss)/d(parameter) in the layer's parameters() order
+  // (undefined: the parameter got no gradient).
+  virtual void reduce_gradients(int64_t layer, std::vector<at::Tensor> grads) = 0;
+};
+
 class DecoderImpl : public torch::nn::Module {
  public:
   explicit DecoderImpl(const ModelConfig& config);
@@ -129,6 +143,10 @@ class DecoderImpl : public torch::nn::Module {
   void set_activation_checkpointing(bool on) { checkpointing_ = on; }
   bool activation_checkpointing() const { return checkpointing_; }
 
+  // Layers' parameters owned by `host` (nullptr: by the module, the default). Not owned here.
+  void set_layer_parameter_host(LayerParameterHost* host) { host_ = host; }
+  LayerParameterHost* layer_parameter_host() const { return host_; }
+
   DecoderBody model{nullptr};
   torch::nn::Linear lm_head{nullptr};  // absent when embeddings are tied
   torch::nn::Linear value_head{nullptr};
@@ -137,6 +155,7 @@ class DecoderImpl : public torch::nn::Module {
   ModelConfig config_;
   RotaryEmbedding rope_;
   bool checkpointing_ = false;
+  LayerParameterHost* host_ = nullptr;
 };
 TORCH_MODULE(Decoder);
 

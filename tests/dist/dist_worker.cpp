@@ -4,7 +4,7 @@
 //   grad_maxdiff, loss_maxdiff, norm_maxdiff, param_maxdiff, ...
 // The test asserts on those numbers. Scenarios: sync, hook, overlap, accum, zero1 (ShardedAdamW
 // all-reduces), zero2 (an overlapped DataParallel reduces to owners), zero2sync (ShardedAdamW reduces
-// to owners), nanguard, die, die0, hang.
+// to owners), zero3 / zero3bf16 (FullyShardedDecoder), nanguard, die, die0, hang.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -19,6 +19,7 @@
 #include <torch/torch.h>
 
 #include "dist/data_parallel.h"
+#include "dist/fsdp.h"
 #include "dist/process_group.h"
 #include "dist/zero.h"
 #include "model/transformer.h"
@@ -45,6 +46,7 @@ model::ModelConfig tiny() {
 
 // DIST_DEVICE=cuda: every rank (and its reference) on cuda:LOCAL_RANK, over NCCL (the GPU machine).
 at::Device g_device = at::kCPU;
+at::ScalarType g_dtype = at::kFloat;  // zero3bf16: bfloat16 models (the reference too)
 
 // The global batch of one step: the same on every rank, different per step.
 at::Tensor global_batch(int64_t step) {
@@ -77,11 +79,12 @@ struct Trace {
   std::vector<double> losses, norms;
   std::vector<at::Tensor> params;       // after the last step
   int64_t skipped = 0;
+  double eval_loss = 0;                 // nll sum on the batch after the last step, without grad
 };
 
 // The single-process run on the whole batch. nan_step: the step whose loss is NaN (0 = none).
 Trace reference(int nan_step) {
-  model::Decoder m = model::random_decoder(tiny(), 11, at::kFloat, g_device);
+  model::Decoder m = model::random_decoder(tiny(), 11, g_dtype, g_device);
   train::AdamW opt(named(m), adam_options());
   Trace t;
   for (int64_t s = 1; s <= kSteps; ++s) {
@@ -96,6 +99,8 @@ Trace reference(int nan_step) {
   }
   for (auto& [n, p] : named(m)) t.params.push_back(p.detach().clone());
   t.skipped = opt.skipped();
+  at::NoGradGuard no_grad;
+  t.eval_loss = nll_sum(m, global_batch(kSteps + 1)).item<double>();
   return t;
 }
 
@@ -112,6 +117,76 @@ double maxdiff(const std::vector<double>& a, const std::vector<double>& b) {
   double d = 0;
   for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
   return d;
+}
+
+// ZeRO-3: the decoder's parameters sharded over the ranks (dist::FullyShardedDecoder), two
+// micro-batches per step summed into the shards' gradients, AdamW on the shards with the global
+// norm. Prints the usual differences from the reference plus the memory figures.
+int run_zero3(dist::ProcessGroup& group, const Trace& ref) {
+  const int rank = group.rank(), world = group.world_size();
+  model::Decoder m = model::random_decoder(tiny(), 11 + static_cast<uint64_t>(rank), g_dtype, g_device);
+  std::vector<at::Tensor> params;
+  for (auto& [n, p] : named(m)) params.push_back(p);
+  dist::broadcast_parameters(group, params, 0);
+  dist::FullyShardedDecoder fsdp(&group, m, dist::Reduction::Sum);
+  train::AdamWOptions o = adam_options();
+  o.clip = 0;  // the global clip is step_with_global_norm's
+  train::AdamW opt(fsdp.shards(), o);
+  Trace t;
+  auto [begin, end] = dist::shard_range(kRows, rank, world, kGroup);
+  const double global_tokens = static_cast<double>(kRows * (kLen - 1));
+  double resident = 0;
+  for (int64_t s = 1; s <= kSteps; ++s) {
+    at::Tensor mine = global_batch(s).narrow(0, begin, end - begin);
+    const int64_t half = mine.size(0) / 2;
+    at::Tensor loss_total = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(g_device));
+    fsdp.begin_step();
+    for (auto [from, n] : {std::pair<int64_t, int64_t>{0, half}, {half, mine.size(0) - half}}) {
+      at::Tensor l = nll_sum(m, mine.narrow(0, from, n)) / global_tokens;
+      l.backward();
+      loss_total += l.detach();
+    }
+    fsdp.finish_step();
+    group.all_reduce_sum(loss_total);
+    train::StepResult r = dist::step_with_global_norm(group, opt, fsdp.shard_grads(), kClip, kLr, loss_total.item<double>());
+    t.losses.push_back(loss_total.item<double>());
+    t.norms.push_back(r.grad_norm);
+    resident = std::max(resident, static_cast<double>(fsdp.resident_bytes()) / static_cast<double>(fsdp.full_bytes()));
+  }
+  fsdp.for_each_full([&](const std::string&, const at::Tensor& v) { t.params.push_back(v.clone()); });
+  t.skipped = opt.skipped();
+  double eval = 0;
+  {
+    at::NoGradGuard no_grad;
+    fsdp.begin_step();
+    eval = nll_sum(m, global_batch(kSteps + 1)).item<double>();
+    fsdp.finish_step();
+  }
+  int64_t model_numel = 0;  // the module's own tensors between steps
+  for (auto& p : params) model_numel += p.numel();
+  std::printf("rank %d/%d scenario zero3\n", rank, world);
+  std::printf("masters %d\n", opt.has_masters() ? 1 : 0);
+  std::printf("loss_maxdiff %.3e\n", maxdiff(t.losses, ref.losses));
+  std::printf("norm_maxdiff %.3e\n", maxdiff(t.norms, ref.norms));
+  std::printf("param_maxdiff %.3e\n", maxdiff(t.params, ref.params));
+  double diff_sq = 0, ref_sq = 0;  // relative L2 distance over all parameters
+  for (size_t i = 0; i < t.params.size(); ++i) {
+    diff_sq += (t.params[i].to(at::kDouble) - ref.params[i].to(at::kDouble)).pow(2).sum().item<double>();
+    ref_sq += ref.params[i].to(at::kDouble).pow(2).sum().item<double>();
+  }
+  std::printf("param_reldiff %.3e\n", std::sqrt(diff_sq / ref_sq));
+  std::printf("eval_diff %.3e\n", std::abs(eval - ref.eval_loss));
+  std::printf("ref_first_norm %.6f\n", ref.norms[0]);
+  std::printf("skipped %lld\n", static_cast<long long>(t.skipped));
+  std::printf("resident_fraction %.6f\n", resident);
+  std::printf("model_numel_between_steps %lld\n", static_cast<long long>(model_numel));
+  std::printf("peak_gathered_over_bound %.6f\n",
+              static_cast<double>(fsdp.peak_gathered_bytes()) /
+                  static_cast<double>(fsdp.outer_bytes() + fsdp.largest_layer_bytes()));
+  std::printf("peak_gathered_fraction %.6f\n",
+              static_cast<double>(fsdp.peak_gathered_bytes()) / static_cast<double>(fsdp.full_bytes()));
+  group.barrier();
+  return 0;
 }
 
 int run(const std::string& scenario) {
@@ -193,7 +268,9 @@ int run(const std::string& scenario) {
   }
 
   const bool nanguard = scenario == "nanguard";
+  if (scenario == "zero3bf16") g_dtype = at::kBFloat16;
   const Trace ref = reference(nanguard ? 2 : 0);
+  if (scenario == "zero3" || scenario == "zero3bf16") return run_zero3(*group, ref);
 
   model::Decoder m = model::random_decoder(tiny(), 11 + static_cast<uint64_t>(rank), at::kFloat, g_device);  // differs per rank...
   std::vector<at::Tensor> params;

@@ -167,3 +167,44 @@ TEST(Update, ChunkedEntropyMatchesAutogradOnFullLogits) {
     EXPECT_LT((w.grad() - w2.grad()).abs().max().item<double>(), 1e-5);
   }
 }
+
+// What the rl stage relies on when it leaves zero-advantage completions out of the update (no KL,
+// no entropy term): they add nothing, so the kept completions with the whole batch's normalizers
+// give the same loss and gradients. Off-policy old log-probs, so ratios and clipping are in play.
+TEST(Update, ZeroAdvantageCompletionsAddNothingWithoutKlOrEntropy) {
+  model::Decoder policy = model::random_decoder(tiny_config(), 5);
+  model::Decoder behaviour = model::random_decoder(tiny_config(), 6);
+  auto seqs = make_batch(31);
+  seqs[0].advantages = {0.0};
+  seqs[1].advantages.assign(seqs[1].completion_ids.size(), 0.0);  // per token, all zero
+  const auto old_lp = completion_logprobs(behaviour, seqs, 1.0, 1 << 20);
+  std::vector<TrainSequence> kept(seqs.begin() + 2, seqs.end());
+  std::vector<std::vector<float>> kept_lp(old_lp.begin() + 2, old_lp.end());
+  for (auto loss_type : {LossAggregation::Grpo, LossAggregation::Dapo}) {
+    SCOPED_TRACE(loss_type == LossAggregation::Grpo ? "grpo" : "dapo");
+    UpdateOptions o;
+    o.loss.beta = 0.0;
+    o.loss.loss_type = loss_type;
+    o.loss.epsilon = o.loss.epsilon_high = 0.1;
+    o.token_budget = 24;  // several micro-batches
+    zero(policy);
+    UpdateStats all = accumulate_policy_gradients(policy, seqs, &old_lp, nullptr, o);
+    auto g_all = grads_of(policy);
+    double tokens = 0;
+    for (const auto& s : seqs) tokens += static_cast<double>(s.completion_ids.size());
+    o.global_sequences = static_cast<double>(seqs.size());
+    o.global_tokens = tokens;
+    zero(policy);
+    UpdateStats part = accumulate_policy_gradients(policy, kept, &kept_lp, nullptr, o);
+    auto g_part = grads_of(policy);
+    EXPECT_NEAR(all.loss, part.loss, 1e-7);
+    EXPECT_GT(all.clip_low + all.clip_high, 0.0);  // clipping was active
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < g_all.size(); ++i) {
+      diff = std::max(diff, (g_all[i] - g_part[i]).abs().max().item<double>());
+      scale = std::max(scale, g_all[i].abs().max().item<double>());
+    }
+    EXPECT_GT(scale, 1e-4);
+    EXPECT_LT(diff, 1e-7);
+  }
+}
