@@ -4,11 +4,8 @@
 // 2 Gloo ranks (mathrl launch) give the metrics of 1 process with the same global batch.
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,26 +69,12 @@ void expect_same_metrics(const Metrics& got, const Metrics& want, long long from
   EXPECT_GT(compared, 20u);
 }
 
-// A port nobody listens on now, for the ranks' rendezvous.
-std::string free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    throw std::runtime_error("cannot find a free port");
-  ::close(fd);
-  return std::to_string(ntohs(addr.sin_port));
-}
-
 // Runs `recipe` (with `sets`) as 1 process and as 2 Gloo ranks, and checks that every step's
 // figures of the global batch agree within 1e-5, and that rank 1 reports what rank 0 does.
 void expect_two_ranks_equal_one_process(const TempDir& dir, const std::string& recipe, std::vector<std::string> sets,
                                         size_t steps, std::vector<std::string> keys = {}) {
   std::vector<std::string> one = {"run", recipe, "--out", dir.file("one")};
-  std::vector<std::string> two = {"launch", "--nproc-per-node", "2", "--master-port", free_port(), "--",
+  std::vector<std::string> two = {"launch", "--nproc-per-node", "2", "--master-port", mathrl::test::free_port(), "--",
                                   "run", recipe, "--out", dir.file("two")};
   for (const auto& s : sets) {
     for (auto* args : {&one, &two}) args->insert(args->end(), {"--set", s});

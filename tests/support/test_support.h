@@ -31,4 +31,8 @@ struct ProcessResult {
 // Runs build/mathrl with args, feeding `input` on stdin. Environment is inherited.
 ProcessResult run_mathrl(const std::vector<std::string>& args, const std::string& input = "");
 
+// A loopback TCP port nobody listens on now, for a multi-rank test's rendezvous (tests run in
+// parallel, so none may use the default 29500).
+std::string free_port();
+
 }  // namespace mathrl::test

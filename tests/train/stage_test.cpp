@@ -77,7 +77,7 @@ TEST(TrainStage, TwoGlooRanksEqualOneProcessWithTheGlobalBatch) {
   const std::string one = dir.file("one"), two = dir.file("two");
   auto single = test::run_mathrl({"run", recipe(), "--out", one, "--set", "micro_batch=2", "--set", "steps=6"});
   ASSERT_EQ(single.exit_code, 0) << single.err;
-  auto dp = test::run_mathrl({"launch", "--nproc-per-node", "2", "--", "run", recipe(), "--out", two, "--set",
+  auto dp = test::run_mathrl({"launch", "--nproc-per-node", "2", "--master-port", test::free_port(), "--", "run", recipe(), "--out", two, "--set",
                               "micro_batch=1", "--set", "steps=6"});
   ASSERT_EQ(dp.exit_code, 0) << dp.err;
   auto expect = losses(one + "/metrics.jsonl"), got = losses(two + "/metrics.jsonl");
@@ -97,7 +97,7 @@ TEST(TrainStage, CheckpointOfTwoRanksResumesInOneProcess) {
   const std::string one = dir.file("one"), two = dir.file("two");
   auto single = test::run_mathrl({"run", recipe(), "--out", one, "--set", "micro_batch=2", "--set", "steps=6"});
   ASSERT_EQ(single.exit_code, 0) << single.err;
-  auto dp = test::run_mathrl({"launch", "--nproc-per-node", "2", "--", "run", recipe(), "--out", two, "--set",
+  auto dp = test::run_mathrl({"launch", "--nproc-per-node", "2", "--master-port", test::free_port(), "--", "run", recipe(), "--out", two, "--set",
                               "micro_batch=1", "--set", "steps=3"});
   ASSERT_EQ(dp.exit_code, 0) << dp.err;
   ASSERT_TRUE(fs::exists(two + "/checkpoints/step-3/manifest.json"));
