@@ -128,11 +128,8 @@ void skip_zero_advantage_sequences(std::vector<rl::TrainSequence>& seqs, std::ve
   if (lo.beta != 0.0 || lo.entropy_coef != 0.0 || seqs.empty()) return;
   if (lo.loss_type == rl::LossAggregation::DrGrpo && lo.max_completion_length <= 0) return;
   if (uo.global_sequences <= 0) {  // one process: this batch's own normalizers, fixed before skipping
-    double counted = 0;
-    for (const auto& t : seqs)
-      if (!(uo.mask_truncated_completions && t.truncated)) counted += static_cast<double>(t.completion_ids.size());
     uo.global_sequences = static_cast<double>(seqs.size());
-    uo.global_tokens = std::max(1.0, counted);
+    uo.global_tokens = std::max(1.0, rl::counted_tokens(seqs, uo.mask_truncated_completions));
   }
   std::vector<rl::TrainSequence> kept;
   std::vector<std::vector<float>> kept_lp;
@@ -521,9 +518,7 @@ std::map<std::string, double> rl_step(RunContext& ctx, const RlSettings& s, RlSt
   }
   if (data_parallel) {
     // Each rank's loss is normalized by the global batch, so the summed gradients are the global ones.
-    double counted = 0;
-    for (const auto& t : seqs)
-      if (!(uo.mask_truncated_completions && t.truncated)) counted += static_cast<double>(t.completion_ids.size());
+    const double counted = rl::counted_tokens(seqs, uo.mask_truncated_completions);
     auto totals = sum_across(group, {static_cast<double>(seqs.size()), counted}, device);
     uo.global_sequences = totals[0];
     uo.global_tokens = std::max(1.0, totals[1]);

@@ -47,14 +47,14 @@ at::Tensor truncation_mask(const std::vector<const TrainSequence*>& seqs, const 
   return at::tensor(keep, at::kFloat).unsqueeze(1).to(device);
 }
 
+}  // namespace
+
 double counted_tokens(const std::vector<TrainSequence>& seqs, bool mask_truncated) {
   double n = 0;
   for (const auto& s : seqs)
     if (!(mask_truncated && s.truncated)) n += static_cast<double>(s.completion_ids.size());
   return n;
 }
-
-}  // namespace
 
 std::vector<std::vector<float>> completion_logprobs(model::Decoder& model, const std::vector<TrainSequence>& seqs,
                                                     double temperature, int64_t token_budget, int64_t chunk_rows) {

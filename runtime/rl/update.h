@@ -41,6 +41,9 @@ struct UpdateStats {
   int64_t microbatches = 0;
 };
 
+// Completion tokens that count in the loss's token normalizer (truncated ones left out when masked).
+double counted_tokens(const std::vector<TrainSequence>& seqs, bool mask_truncated);
+
 // Log-probs of every completion token under `model`, without gradient, micro-batched.
 std::vector<std::vector<float>> completion_logprobs(model::Decoder& model, const std::vector<TrainSequence>& seqs,
                                                     double temperature, int64_t token_budget, int64_t chunk_rows = 0);
