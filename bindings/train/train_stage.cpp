@@ -2,10 +2,13 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <memory>
+#include <optional>
 
 #include <torch/torch.h>
 
@@ -13,7 +16,9 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "data/data_section.h"
+#include "dist/data_parallel.h"
 #include "dist/process_group.h"
+#include "dist/zero.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
 #include "tokenizer/tokenizer.h"
@@ -57,6 +62,8 @@ Schema make_schema(const Defaults& d) {
     {"betas", FieldType::List, "{0.9, 0.95}", "AdamW betas {beta1, beta2}"},
     {"eps", FieldType::Number, "1e-8", "AdamW epsilon"},
     {"clip", FieldType::Number, "1.0", "max global gradient norm (0 = no clipping)"},
+    {"zero_stage", FieldType::Int, "0", "data parallel: 0 = every rank keeps the whole optimizer state; 1 = AdamW "
+     "state and masters sharded across ranks (ZeRO-1); 2 = gradients too (ZeRO-2)"},
     {"dtype", FieldType::String, "'auto'", "compute dtype of the weights (masters stay float32); auto = bfloat16 on CUDA, float32 on CPU",
      nullptr, {"auto", "float32", "bfloat16", "float16"}},
     {"save_dtype", FieldType::String, "'auto'", "dtype of saved models (auto = the compute dtype)", nullptr,
@@ -245,7 +252,24 @@ int run_training(RunContext& ctx) {
   ao.weight_decay = recipe.number("weight_decay");
   ao.clip = recipe.number("clip");
   ao.nan_guard_limit = static_cast<int>(recipe.integer("nan_guard_limit"));
-  train::AdamW optimizer = train::AdamW::for_module(*model, ao);
+  const int64_t zero_stage = recipe.integer("zero_stage");
+  if (zero_stage < 0 || zero_stage > 2) throw RecipeError(str(where, "zero_stage must be 0, 1 or 2 (got ", zero_stage, ")"));
+  std::optional<train::AdamW> adam;
+  std::unique_ptr<dist::ShardedAdamW> zero;
+  if (zero_stage > 0 && group) {
+    auto params = dist::trainable_parameters(*model);
+    dist::ZeroOptions zo;
+    zo.stage = static_cast<int>(zero_stage);
+    // Float32: the trainer's bucketed reduction (to owners for stage 2) runs during backward.
+    zo.reduce_grads = !std::all_of(params.begin(), params.end(), [](const auto& p) { return p.second.scalar_type() == at::kFloat; });
+    zo.reduction = dist::Reduction::Sum;  // each rank's loss is divided by the global target count
+    zero = std::make_unique<dist::ShardedAdamW>(group.get(), std::move(params), ao, zo);
+    ctx.log.info(str("ZeRO-", zero_stage, ": optimizer state of ", zero->partition().numel[static_cast<size_t>(rv.rank)],
+                     " of the model's parameters on this rank"));
+  } else {
+    if (zero_stage > 0) ctx.log.info("zero_stage has no effect in one process");
+    adam.emplace(train::AdamW::for_module(*model, ao));
+  }
 
   recipe.push("lr");
   const bool lr_function = lua_type(L, -1) == LUA_TFUNCTION;
@@ -275,7 +299,9 @@ int run_training(RunContext& ctx) {
   co.model_dtype = save_dtype;
   train::CheckpointManager checkpoints(ctx.run.checkpoints(), co);
 
-  train::Trainer trainer(model, optimizer, schedule, *train_data, o);
+  std::unique_ptr<train::Trainer> trainer_ptr = zero ? std::make_unique<train::Trainer>(model, *zero, schedule, *train_data, o)
+                                                     : std::make_unique<train::Trainer>(model, *adam, schedule, *train_data, o);
+  train::Trainer& trainer = *trainer_ptr;
   trainer.set_logger(&ctx.log);
   trainer.set_metrics(&metrics);
   if (main_rank || group) trainer.set_checkpoints(&checkpoints);

@@ -70,6 +70,7 @@ class ShardedAdamW {
   train::StepResult step(double lr, double loss);
   void zero_grad();  // every parameter's gradient, owned or not
 
+  int stage() const { return zero_.stage; }
   const Partition& partition() const { return partition_; }
   const std::vector<int>& owners() const { return partition_.owner; }
   train::AdamW& local() { return *local_; }  // this rank's shard

@@ -1,9 +1,11 @@
 #include "sampler/sampling.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include "common/error.h"
+#include "sample_tokens.h"
 
 namespace mathrl::sampler {
 
@@ -153,8 +155,8 @@ SampleResult Sampler::sample(const torch::Tensor& logits, const std::vector<RowS
     }
     return out;
   }
+  if (sorted_rows.empty()) return sample_plain(logits, rows);
   auto logits32 = logits.to(torch::kFloat32);
-  if (sorted_rows.empty()) return sample_plain(logits32, rows);
   SampleBatch b = prepare(logits32, rows);
   const auto B = static_cast<int64_t>(rows.size());
   const auto device = logits32.device();
@@ -184,34 +186,32 @@ SampleResult Sampler::sample(const torch::Tensor& logits, const std::vector<RowS
   return out;
 }
 
-SampleResult Sampler::sample_plain(const torch::Tensor& logits32, const std::vector<RowSpec>& rows) const {
+SampleResult Sampler::sample_plain(const torch::Tensor& logits, const std::vector<RowSpec>& rows) const {
   const auto B = static_cast<int64_t>(rows.size());
-  const auto device = logits32.device();
-  auto temp = per_row(rows, device, torch::kFloat32,
-                      [](const SamplingParams& s) { return s.greedy ? 1.0 : s.temperature; });
-  auto scaled = logits32 / temp.unsqueeze(1);
-  std::vector<float> u(B);
-  std::vector<uint8_t> greedy(B);
-  bool any_random = false;
+  // Temperatures and uniforms (negative: greedy) in one host-to-device copy.
+  auto params = torch::empty({2, B}, torch::kFloat32);
+  float* p = params.data_ptr<float>();
   for (int64_t i = 0; i < B; ++i) {
-    greedy[i] = rows[i].params.greedy;
-    u[i] = greedy[i] ? 0.0f : static_cast<float>(counter_uniform(rows[i].rng_key, rows[i].step));
-    any_random |= !greedy[i];
+    const bool greedy = rows[i].params.greedy;
+    p[i] = greedy ? 1.0f : static_cast<float>(rows[i].params.temperature);
+    p[B + i] = greedy ? -1.0f : static_cast<float>(counter_uniform(rows[i].rng_key, rows[i].step));
   }
-  torch::Tensor token = scaled.argmax(-1);
-  if (any_random) {
-    auto cdf = torch::cumsum(torch::softmax(scaled, -1), -1);
-    auto ut = torch::tensor(u, torch::kFloat32).to(device).unsqueeze(1);
-    auto drawn = (cdf <= ut).sum(-1).clamp_max(scaled.size(1) - 1);
-    auto is_greedy = torch::tensor(std::vector<int64_t>(greedy.begin(), greedy.end()), torch::kInt64).to(device).to(torch::kBool);
-    token = torch::where(is_greedy, token, drawn);
-  }
-  auto logprob = scaled.gather(1, token.unsqueeze(1)).squeeze(1) - torch::logsumexp(scaled, -1);
-  auto token_cpu = token.to(torch::kCPU, torch::kInt32).contiguous();
-  auto lp_cpu = logprob.to(torch::kCPU, torch::kFloat32).contiguous();
+  auto on_device = params.to(logits.device());
+  // The fused CUDA kernel is opt-in (MATHRL_FUSED_SAMPLING=1) until its GPU test
+  // (tests/kernels/sample_tokens_gpu_test.cpp) has passed on the GPU machine; the ATen ops otherwise.
+  static const bool fused = [] {
+    const char* v = std::getenv("MATHRL_FUSED_SAMPLING");
+    return v && std::string(v) == "1";
+  }();
+  kernels::SampledTokens drawn = fused ? kernels::sample_tokens(logits, on_device[0], on_device[1])
+                                       : kernels::sample_tokens_reference(logits, on_device[0], on_device[1]);
+  // Token ids are exact in float32 (< 2^24): one device-to-host copy for both.
+  auto both = torch::stack({drawn.tokens.to(torch::kFloat32), drawn.logprobs}).to(torch::kCPU).contiguous();
+  const float* t = both.data_ptr<float>();
   SampleResult out;
-  out.tokens.assign(token_cpu.data_ptr<int32_t>(), token_cpu.data_ptr<int32_t>() + B);
-  out.logprobs.assign(lp_cpu.data_ptr<float>(), lp_cpu.data_ptr<float>() + B);
+  out.tokens.resize(static_cast<size_t>(B));
+  for (int64_t i = 0; i < B; ++i) out.tokens[static_cast<size_t>(i)] = static_cast<int32_t>(t[i]);
+  out.logprobs.assign(t + B, t + 2 * B);
   return out;
 }
 

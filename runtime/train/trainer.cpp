@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 
 #include <rapidjson/stringbuffer.h>
@@ -14,6 +15,7 @@
 #include "common/log.h"
 #include "dist/data_parallel.h"
 #include "dist/process_group.h"
+#include "dist/zero.h"
 #include "token_logprobs.h"
 
 namespace mathrl::train {
@@ -187,8 +189,16 @@ at::Tensor masked_lm_loss(model::Decoder& model, const Batch& batch, double norm
 
 Trainer::Trainer(model::Decoder model, AdamW& optimizer, LrSchedule schedule, data::DocumentStream& train_data,
                  TrainerOptions options)
-    : model_(std::move(model)), optimizer_(optimizer), schedule_(std::move(schedule)), options_(std::move(options)),
-      train_data_(train_data) {
+    : Trainer(std::move(model), &optimizer, nullptr, std::move(schedule), train_data, std::move(options)) {}
+
+Trainer::Trainer(model::Decoder model, dist::ShardedAdamW& optimizer, LrSchedule schedule,
+                 data::DocumentStream& train_data, TrainerOptions options)
+    : Trainer(std::move(model), nullptr, &optimizer, std::move(schedule), train_data, std::move(options)) {}
+
+Trainer::Trainer(model::Decoder model, AdamW* adam, dist::ShardedAdamW* sharded, LrSchedule schedule,
+                 data::DocumentStream& train_data, TrainerOptions options)
+    : model_(std::move(model)), adam_(adam), sharded_(sharded), schedule_(std::move(schedule)),
+      options_(std::move(options)), train_data_(train_data) {
   if (options_.micro_batch < 1 || options_.grad_accum < 1)
     throw UsageError(str("micro_batch and grad_accum must be >= 1 (got ", options_.micro_batch, ", ", options_.grad_accum, ")"));
   rows_ = std::make_unique<RowSource>(train_data_, options_.seq_len, options_.eos_id, options_.pad_id);
@@ -201,19 +211,32 @@ void Trainer::set_process_group(dist::ProcessGroup* group) {
   group_ = group;
   dp_.reset();
   overlap_ = false;
-  optimizer_.set_grad_hook({});
+  if (adam_) adam_->set_grad_hook({});
+  MATHRL_CHECK(!sharded_ || group_, "a ZeRO optimizer needs its process group");
   if (!group_ || group_->world_size() == 1) return;
   auto params = dist::trainable_parameters(*model_);
   overlap_ = std::all_of(params.begin(), params.end(), [](const auto& p) { return p.second.scalar_type() == at::kFloat; });
+  if (sharded_ && !overlap_) {
+    // The ZeRO optimizer reduces the gradients in its step (flat, per owner and dtype).
+    if (options_.grad_accum > 1)
+      throw UsageError(str("zero_stage with ", params.front().second.scalar_type(), " parameters needs grad_accum = 1 "
+                           "(got ", options_.grad_accum, "): raise micro_batch instead"));
+    return;
+  }
   dist::DataParallelOptions o;
   o.reduction = dist::Reduction::Sum;  // the loss is already divided by the global target count
   o.overlap = overlap_;
+  if (sharded_ && sharded_->stage() == 2) o.owners = sharded_->owners();  // reduce to owners, drop the rest
   dp_ = std::make_unique<dist::DataParallel>(group_, std::move(params), o);
-  if (!overlap_) optimizer_.set_grad_hook(dp_->grad_hook());
+  if (!overlap_) adam_->set_grad_hook(dp_->grad_hook());
 }
 
 void Trainer::resume(const std::string& checkpoint_dir) {
-  TrainState s = CheckpointManager::load(checkpoint_dir, &model_, &optimizer_, true);
+  TrainState s = CheckpointManager::load(checkpoint_dir, &model_, adam_, true);
+  // The one optimizer file (train::AdamW's format, whatever world size wrote it): each rank takes
+  // its own parameters' state.
+  const std::string optimizer_file = checkpoint_dir + "/optimizer.safetensors";
+  if (sharded_ && std::filesystem::exists(optimizer_file)) sharded_->load(optimizer_file);
   step_ = s.step;
   if (!s.data_state.empty()) rows_->load_state(s.data_state);
   if (auto it = s.counters.find("tokens"); it != s.counters.end()) tokens_seen_ = it->second;
@@ -267,7 +290,7 @@ StepStats Trainer::train_step() {
     at::Tensor loss = masked_lm_loss(model_, batch, static_cast<double>(global_targets));
     if (overlap_ && begin == last_backward) dp_->set_sync(true);
     loss.backward();
-    optimizer_.accumulate_grads();  // bf16/fp16 models: sum micro-batches in float32
+    if (adam_) adam_->accumulate_grads();  // bf16/fp16 models: sum micro-batches in float32
     loss_acc += loss.detach();
   }
   if (overlap_) {
@@ -277,7 +300,7 @@ StepStats Trainer::train_step() {
   if (world > 1) group_->all_reduce_sum(loss_acc);
   s.loss = loss_acc.item<double>();
   s.lr = schedule_.at(number);
-  StepResult r = optimizer_.step(s.lr, s.loss);
+  StepResult r = sharded_ ? sharded_->step(s.lr, s.loss) : adam_->step(s.lr, s.loss);
   s.applied = r.applied;
   s.grad_norm = r.grad_norm;
   step_ = number;
@@ -316,6 +339,13 @@ double Trainer::evaluate() {
 std::string Trainer::checkpoint() {
   if (!checkpoints_) return "";
   std::string path;
+  // A ZeRO optimizer merges its shards into one file first (collective; rank 0 writes it), which
+  // then moves into the checkpoint directory before its manifest is written.
+  std::string merged;
+  if (sharded_) {
+    merged = str(checkpoints_->dir(), "/optimizer.step-", step_, ".merging");
+    sharded_->save(merged);
+  }
   if (!group_ || group_->is_main()) {
     TrainState st;
     st.step = step_;
@@ -323,12 +353,17 @@ std::string Trainer::checkpoint() {
     st.recipe_text = options_.recipe_text;
     st.counters["tokens"] = tokens_seen_;
     if (std::isfinite(last_eval_)) st.metrics["eval_loss"] = last_eval_;
-    path = checkpoints_->save(model_, &optimizer_, st);
+    ExtraWriter move_optimizer;
+    if (sharded_)
+      move_optimizer = [&merged](const std::string& dir) { std::filesystem::rename(merged, dir + "/optimizer.safetensors"); };
+    path = checkpoints_->save(model_, adam_, st, move_optimizer);
     if (log_) log_->info(str("checkpoint ", path));
   }
   if (group_) group_->barrier();
   return path;
 }
+
+int64_t Trainer::skipped_steps() const { return sharded_ ? sharded_->skipped() : adam_->skipped(); }
 
 void Trainer::write_metrics(const StepStats& s, const std::map<std::string, double>& extra) {
   if (!metrics_) return;
@@ -339,7 +374,7 @@ void Trainer::write_metrics(const StepStats& s, const std::map<std::string, doub
   m["tokens_per_s"] = s.tokens_per_s;
   m["tokens"] = static_cast<double>(s.tokens);
   m["target_tokens"] = static_cast<double>(s.target_tokens);
-  m["skipped_steps"] = static_cast<double>(optimizer_.skipped());
+  m["skipped_steps"] = static_cast<double>(skipped_steps());
   m["applied"] = s.applied ? 1.0 : 0.0;
   std::vector<std::string> names = train_data_.source_names();
   std::vector<double> mix = train_data_.realized_mix();
@@ -401,7 +436,7 @@ TrainSummary Trainer::run() {
   if (options_.checkpoint_at_end && last_ckpt_step != step_ && step_ > 0) summary.last_checkpoint = checkpoint();
   summary.steps = step_;
   summary.eval_loss = last_eval_;
-  summary.skipped = optimizer_.skipped();
+  summary.skipped = skipped_steps();
   if (log_) log_->info(str("training stopped (", summary.stop_reason, ") at step ", step_, "; data: ", train_data_.report()));
   return summary;
 }

@@ -35,6 +35,7 @@ class MetricsWriter;
 namespace mathrl::dist {
 class ProcessGroup;
 class DataParallel;
+class ShardedAdamW;
 }
 
 namespace mathrl::train {
@@ -133,6 +134,15 @@ class Trainer {
 
   Trainer(model::Decoder model, AdamW& optimizer, LrSchedule schedule, data::DocumentStream& train_data,
           TrainerOptions options);
+  // ZeRO-1/2 (dist/zero.h): the optimizer state (and with stage 2 the gradients) sharded over the
+  // ranks of the process group given to set_process_group, which must be the optimizer's. Float32
+  // parameters: gradients are reduced in buckets during the last micro-batch's backward (to their
+  // owners for stage 2), and the optimizer must have been built with reduce_grads = false;
+  // low-precision ones: the optimizer reduces them in its step (reduce_grads = true) and grad_accum
+  // must be 1 (their micro-batch gradients would sum in low precision). Checkpoints hold one
+  // optimizer file in train::AdamW's format, so they resume at any world size, sharded or not.
+  Trainer(model::Decoder model, dist::ShardedAdamW& optimizer, LrSchedule schedule, data::DocumentStream& train_data,
+          TrainerOptions options);
   ~Trainer();
 
   void set_eval_data(data::DocumentStream* eval_data) { eval_data_ = eval_data; }
@@ -164,11 +174,15 @@ class Trainer {
   model::Decoder& model() { return model_; }
 
  private:
+  Trainer(model::Decoder model, AdamW* adam, dist::ShardedAdamW* sharded, LrSchedule schedule,
+          data::DocumentStream& train_data, TrainerOptions options);
   std::vector<data::PackedRow> next_rows(int64_t n);
   void write_metrics(const StepStats& s, const std::map<std::string, double>& extra);
+  int64_t skipped_steps() const;
 
   model::Decoder model_;
-  AdamW& optimizer_;
+  AdamW* adam_;                   // exactly one of these two is set
+  dist::ShardedAdamW* sharded_;
   LrSchedule schedule_;
   TrainerOptions options_;
   std::unique_ptr<RowSource> rows_;

@@ -1,7 +1,8 @@
 // The base/instruct stages through `mathrl run`: a run interrupted by SIGINT checkpoints and stops
 // (exit status 130); `--resume` continues it and every step's loss equals the uninterrupted run's.
-// Two data-parallel ranks over Gloo reproduce one process with the same global batch. Recipe errors
-// stop before training (exit status 2).
+// Two data-parallel ranks over Gloo reproduce one process with the same global batch, also with the
+// optimizer state (ZeRO-1) or the gradients too (ZeRO-2) sharded. Recipe errors stop before
+// training (exit status 2).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -106,6 +107,35 @@ TEST(TrainStage, CheckpointOfTwoRanksResumesInOneProcess) {
   auto expect = losses(one + "/metrics.jsonl"), got = losses(two + "/metrics.jsonl");
   ASSERT_EQ(got.size(), 6u);
   for (const auto& [step, loss] : expect) EXPECT_NEAR(got[step], loss, 1e-5) << "step " << step;
+}
+
+// ZeRO-1 and ZeRO-2 (optimizer state, then gradients, sharded over the ranks) change where state
+// lives, not the arithmetic: the losses are the one-process run's, and the checkpoint's one optimizer
+// file resumes in one process with the unsharded optimizer.
+TEST(TrainStage, ZeroStagesOverTwoRanksEqualOneProcessAndResumeInOne) {
+  test::TempDir dir;
+  const std::string one = dir.file("one");
+  auto single = test::run_mathrl({"run", recipe(), "--out", one, "--set", "micro_batch=2", "--set", "steps=6"});
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  auto expect = losses(one + "/metrics.jsonl");
+  ASSERT_EQ(expect.size(), 6u);
+  for (const char* stage : {"1", "2"}) {
+    const std::string two = dir.file(std::string("zero") + stage);
+    auto dp = test::run_mathrl({"launch", "--nproc-per-node", "2", "--master-port", test::free_port(), "--", "run", recipe(),
+                                "--out", two, "--set", "micro_batch=1", "--set", "steps=3", "--set",
+                                std::string("zero_stage=") + stage});
+    ASSERT_EQ(dp.exit_code, 0) << dp.err;
+    EXPECT_NE(dp.err.find(std::string("ZeRO-") + stage + ": optimizer state of"), std::string::npos) << dp.err;
+    ASSERT_TRUE(fs::exists(two + "/checkpoints/step-3/optimizer.safetensors"));
+    auto got = losses(two + "/metrics.jsonl");
+    ASSERT_EQ(got.size(), 3u);
+    for (const auto& [step, loss] : got) EXPECT_NEAR(loss, expect[step], 1e-5) << "ZeRO-" << stage << " step " << step;
+    auto resumed = test::run_mathrl({"run", recipe(), "--out", two, "--resume", two, "--set", "micro_batch=2", "--set", "steps=6"});
+    ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+    got = losses(two + "/metrics.jsonl");
+    ASSERT_EQ(got.size(), 6u);
+    for (const auto& [step, loss] : expect) EXPECT_NEAR(got[step], loss, 1e-5) << "ZeRO-" << stage << " resumed, step " << step;
+  }
 }
 
 TEST(TrainStage, RecipeErrorsStopBeforeTraining) {
