@@ -19,6 +19,7 @@
 namespace mathrl::dist {
 class DataParallel;
 class ProcessGroup;
+class ShardedAdamW;
 }  // namespace mathrl::dist
 
 namespace mathrl::lua {
@@ -42,7 +43,12 @@ struct RlSettings {
 
 struct RlState {
   model::Decoder policy{nullptr}, ref{nullptr}, critic{nullptr};
+  // The policy's optimizer: an AdamW, or with zero_stage 1/2 over several ranks a ShardedAdamW
+  // (optimizer state, and for stage 2 gradients, sharded; it sums the gradients in its step).
   std::unique_ptr<train::AdamW> optimizer, critic_optimizer;
+  std::unique_ptr<dist::ShardedAdamW> zero_optimizer;
+  void policy_zero_grad();
+  train::StepResult policy_step(double lr, double loss);
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<sampler::ModelBackend> backend;
   std::unique_ptr<sampler::Engine> engine;

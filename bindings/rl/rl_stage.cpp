@@ -12,6 +12,7 @@
 #include "common/strings.h"
 #include "dist/data_parallel.h"
 #include "dist/process_group.h"
+#include "dist/zero.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
 #include "reward/reward_recipe.h"
@@ -23,6 +24,15 @@
 namespace mathrl::lua {
 
 RlState::~RlState() = default;
+
+void RlState::policy_zero_grad() {
+  if (zero_optimizer) zero_optimizer->zero_grad();
+  else optimizer->zero_grad();
+}
+
+train::StepResult RlState::policy_step(double lr, double loss) {
+  return zero_optimizer ? zero_optimizer->step(lr, loss) : optimizer->step(lr, loss);
+}
 
 namespace {
 
@@ -80,6 +90,8 @@ Schema make_rl_schema() {
     {"adam_beta2", FieldType::Number, "0.95", "AdamW beta2"},
     {"adam_epsilon", FieldType::Number, "1e-8", "AdamW epsilon"},
     {"max_grad_norm", FieldType::Number, "1.0", "global gradient-norm clip (<= 0: off)"},
+    {"zero_stage", FieldType::Int, "0", "data parallel: 0 = every rank keeps the policy's whole optimizer state; "
+     "1 = AdamW state and masters sharded across ranks (ZeRO-1); 2 = gradients too (ZeRO-2)"},
     // PPO.
     {"gamma", FieldType::Number, "1.0", "PPO: discount"},
     {"lam", FieldType::Number, "0.95", "PPO: GAE lambda"},
@@ -289,7 +301,11 @@ int run_rl(RunContext& ctx) {
     st.critic->set_activation_checkpointing(recipe.boolean("gradient_checkpointing"));
     st.critic_optimizer = std::make_unique<train::AdamW>(train::AdamW::for_module(*st.critic, adam_options(recipe)));
   }
-  st.optimizer = std::make_unique<train::AdamW>(train::AdamW::for_module(*st.policy, adam_options(recipe)));
+  const int64_t zero_stage = recipe.integer("zero_stage");
+  if (zero_stage < 0 || zero_stage > 2) throw RecipeError(str("rl: zero_stage must be 0, 1 or 2 (got ", zero_stage, ")"));
+  if (zero_stage > 0 && !st.group) ctx.log.info("zero_stage has no effect in one process");
+  if (!(zero_stage > 0 && st.group))
+    st.optimizer = std::make_unique<train::AdamW>(train::AdamW::for_module(*st.policy, adam_options(recipe)));
   if (st.group) {
     // Every rank starts from rank 0's weights; each rank's loss is a share of the global batch's
     // (UpdateOptions::global_*), so the optimizer sums the gradients in one flat all-reduce.
@@ -298,8 +314,19 @@ int run_rl(RunContext& ctx) {
     dist::DataParallelOptions dpo;
     dpo.overlap = false;
     dpo.reduction = dist::Reduction::Sum;
-    st.data_parallel = std::make_unique<dist::DataParallel>(st.group.get(), dist::trainable_parameters(*st.policy), dpo);
-    st.optimizer->set_grad_hook(st.data_parallel->grad_hook());
+    if (zero_stage > 0) {
+      dist::ZeroOptions zo;
+      zo.stage = static_cast<int>(zero_stage);
+      zo.reduce_grads = true;
+      zo.reduction = dist::Reduction::Sum;
+      st.zero_optimizer = std::make_unique<dist::ShardedAdamW>(st.group.get(), dist::trainable_parameters(*st.policy),
+                                                               adam_options(recipe), zo);
+      ctx.log.info(str("ZeRO-", zero_stage, ": policy optimizer state of ",
+                       st.zero_optimizer->partition().numel[static_cast<size_t>(rv.rank)], " parameters on this rank"));
+    } else {
+      st.data_parallel = std::make_unique<dist::DataParallel>(st.group.get(), dist::trainable_parameters(*st.policy), dpo);
+      st.optimizer->set_grad_hook(st.data_parallel->grad_hook());
+    }
     if (st.critic) {
       dist::broadcast_parameters(*st.group, st.critic->parameters());
       st.critic_data_parallel = std::make_unique<dist::DataParallel>(st.group.get(), dist::trainable_parameters(*st.critic), dpo);
@@ -345,6 +372,9 @@ int run_rl(RunContext& ctx) {
   if (!ctx.resume_from.empty()) {
     std::string from = train::CheckpointManager::resolve(ctx.resume_from);
     train::TrainState ts = train::CheckpointManager::load(from, &st.policy, st.optimizer.get(), true);
+    // One optimizer file whatever world size wrote it; each ZeRO rank takes its own parameters' state.
+    if (st.zero_optimizer && std::filesystem::exists(from + "/optimizer.safetensors"))
+      st.zero_optimizer->load(from + "/optimizer.safetensors");
     step = ts.step;
     st.cursor = ts.counters.count("prompt_cursor") ? ts.counters.at("prompt_cursor") : 0;
     if (st.critic) {
@@ -354,6 +384,13 @@ int run_rl(RunContext& ctx) {
     ctx.log.info(str("resumed from ", from, " at step ", step, ", prompt cursor ", st.cursor));
   }
   auto save = [&](long long at_step) {
+    // A ZeRO optimizer first merges its shards into one file (collective; rank 0 writes it), which
+    // moves into the checkpoint directory before the manifest.
+    std::string merged;
+    if (st.zero_optimizer) {
+      merged = str(checkpoints.dir(), "/optimizer.step-", at_step, ".merging");
+      st.zero_optimizer->save(merged);
+    }
     if (!main_rank) {  // rank 0 writes the checkpoint; the others wait until it is complete
       st.group->barrier();
       return;
@@ -364,6 +401,7 @@ int run_rl(RunContext& ctx) {
     ts.data_state = str("{\"prompt_cursor\":", st.cursor, "}");
     ts.recipe_text = recipe.resolved();
     std::string path = checkpoints.save(st.policy, st.optimizer.get(), ts, [&](const std::string& dir) {
+      if (!merged.empty()) std::filesystem::rename(merged, dir + "/optimizer.safetensors");
       if (!st.critic) return;
       model::save_decoder(st.critic, dir + "/critic", dtype);
       st.critic_optimizer->save(dir + "/critic_optimizer.safetensors");

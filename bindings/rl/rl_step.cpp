@@ -537,13 +537,13 @@ std::map<std::string, double> rl_step(RunContext& ctx, const RlSettings& s, RlSt
   rl::ValueStats vsum;
   double skipped = 0;
   for (int it = 0; it < s.num_iterations; ++it) {
-    st.optimizer->zero_grad();
+    st.policy_zero_grad();
     rl::UpdateStats u;
     if (!seqs.empty())  // a rank without sequences still takes part in the gradient sum (with zeros)
       u = rl::accumulate_policy_gradients(st.policy, seqs, old_lp.empty() ? nullptr : &old_lp,
                                           uo.loss.beta != 0.0 ? &ref_lp : nullptr, uo);
     if (data_parallel) u = global_update_stats(group, u, device);
-    train::StepResult r = st.optimizer->step(lr, u.loss);
+    train::StepResult r = st.policy_step(lr, u.loss);
     grad_norm += r.grad_norm / s.num_iterations;
     skipped += r.applied ? 0 : 1;
     sum.loss += u.loss / s.num_iterations, sum.kl += u.kl / s.num_iterations;

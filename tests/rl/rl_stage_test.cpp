@@ -72,7 +72,7 @@ void expect_same_metrics(const Metrics& got, const Metrics& want, long long from
 // Runs `recipe` (with `sets`) as 1 process and as 2 Gloo ranks, and checks that every step's
 // figures of the global batch agree within 1e-5, and that rank 1 reports what rank 0 does.
 void expect_two_ranks_equal_one_process(const TempDir& dir, const std::string& recipe, std::vector<std::string> sets,
-                                        size_t steps, std::vector<std::string> keys = {}) {
+                                        size_t steps, std::vector<std::string> keys = {}, const std::string& in_log = "") {
   std::vector<std::string> one = {"run", recipe, "--out", dir.file("one")};
   std::vector<std::string> two = {"launch", "--nproc-per-node", "2", "--master-port", mathrl::test::free_port(), "--",
                                   "run", recipe, "--out", dir.file("two")};
@@ -84,6 +84,7 @@ void expect_two_ranks_equal_one_process(const TempDir& dir, const std::string& r
   auto dp = run(two);
   ASSERT_EQ(dp.exit_code, 0) << dp.err;
   EXPECT_NE(dp.err.find("rank 1 of 2 (gloo)"), std::string::npos) << dp.err;
+  if (!in_log.empty()) EXPECT_NE(dp.err.find(in_log), std::string::npos) << dp.err;
   Metrics want = read_metrics(dir.file("one/metrics.jsonl")), got = read_metrics(dir.file("two/metrics.jsonl")),
           rank1 = read_metrics(dir.file("two/metrics.rank1.jsonl"));
   ASSERT_EQ(want.size(), steps);
@@ -292,6 +293,19 @@ TEST(RlStage, TwoGlooRanksEqualOneProcessWithTheGlobalBatch) {
   // 4 prompts x 8 completions per step: each rank rolls out, scores and trains on 2 whole groups.
   TempDir dir;
   expect_two_ranks_equal_one_process(dir, tiny_recipe(), {"steps=4", "prompts_per_step=4", "checkpoint_every=0"}, 4);
+}
+
+TEST(RlStage, ZeroStage2OverTwoGlooRanksEqualsOneProcessAndResumesInOne) {
+  // The policy's optimizer state and gradients sharded over the ranks: the same numbers, and the
+  // checkpoint's one optimizer file continues in one process.
+  TempDir dir;
+  expect_two_ranks_equal_one_process(dir, tiny_recipe(), {"steps=3", "prompts_per_step=4", "checkpoint_every=0",
+                                                          "zero_stage=2"}, 3, {}, "ZeRO-2: policy optimizer state of");
+  EXPECT_TRUE(fs::exists(dir.file("two/checkpoints/step-3/optimizer.safetensors")));
+  auto resumed = run({"run", tiny_recipe(), "--out", dir.file("two"), "--resume", dir.file("two"), "--set", "steps=4",
+                      "--set", "prompts_per_step=4", "--set", "checkpoint_every=0"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("resumed from"), std::string::npos) << resumed.err;
 }
 
 TEST(RlStage, TwoGlooRanksWithDynamicSamplingAndUnevenShardsEqualOneProcess) {
