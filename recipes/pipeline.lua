@@ -52,7 +52,7 @@ local sizes = {
     -- Tuned in sweeps of 3-4 seeds (scripts/pipeline_seeds.sh, scripts/gpu_notes.md): the SFT stage
     -- decides the spread between seeds, and it narrowed (from 18 to ~4 points of held-out greedy)
     -- only with more SFT data and steps; GRPO's gain (+1.3 to +6 in every run so far) barely moved
-    -- with its learning rate (3e-5 vs 5e-5). ~6.5 minutes on 2 cores here.
+    -- with its learning rate (3e-5 vs 5e-5). About 7 minutes on 2 cores here (410-456 s).
     device = "cpu", vocab_size = 800, levels = { 1 },
     pretrain_problems = 6000, sft_problems = 6000, rl_problems = 4000, eval_problems = 1000,
     gsm8k_docs = 2000, math_docs = 500,
