@@ -145,6 +145,9 @@ TEST(TrainStage, RecipeErrorsStopBeforeTraining) {
   EXPECT_NE(r.err.find("micro_batch"), std::string::npos) << r.err;  // did you mean
   r = test::run_mathrl({"run", recipe(), "--out", dir.file("y"), "--set", "schedule=cosin"});
   EXPECT_EQ(r.exit_code, 2);
+  r = test::run_mathrl({"run", recipe(), "--out", dir.file("z"), "--set", "zero_stage=3"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("zero_stage must be 0, 1 or 2 (got 3)"), std::string::npos) << r.err;
   auto c = test::run_mathrl({"run", recipe(), "--check"});
   EXPECT_EQ(c.exit_code, 0);
   EXPECT_NE(c.out.find("mathrl.base"), std::string::npos);
