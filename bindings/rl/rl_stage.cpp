@@ -373,8 +373,7 @@ int run_rl(RunContext& ctx) {
     std::string from = train::CheckpointManager::resolve(ctx.resume_from);
     train::TrainState ts = train::CheckpointManager::load(from, &st.policy, st.optimizer.get(), true);
     // One optimizer file whatever world size wrote it; each ZeRO rank takes its own parameters' state.
-    if (st.zero_optimizer && std::filesystem::exists(from + "/optimizer.safetensors"))
-      st.zero_optimizer->load(from + "/optimizer.safetensors");
+    if (st.zero_optimizer) st.zero_optimizer->load_from_checkpoint(from);
     step = ts.step;
     st.cursor = ts.counters.count("prompt_cursor") ? ts.counters.at("prompt_cursor") : 0;
     if (st.critic) {
@@ -384,13 +383,9 @@ int run_rl(RunContext& ctx) {
     ctx.log.info(str("resumed from ", from, " at step ", step, ", prompt cursor ", st.cursor));
   }
   auto save = [&](long long at_step) {
-    // A ZeRO optimizer first merges its shards into one file (collective; rank 0 writes it), which
-    // moves into the checkpoint directory before the manifest.
-    std::string merged;
-    if (st.zero_optimizer) {
-      merged = str(checkpoints.dir(), "/optimizer.step-", at_step, ".merging");
-      st.zero_optimizer->save(merged);
-    }
+    // A ZeRO optimizer first merges its shards into one file (collective).
+    train::ExtraWriter move_optimizer;
+    if (st.zero_optimizer) move_optimizer = st.zero_optimizer->save_for_checkpoint(checkpoints.dir(), at_step);
     if (!main_rank) {  // rank 0 writes the checkpoint; the others wait until it is complete
       st.group->barrier();
       return;
@@ -401,7 +396,7 @@ int run_rl(RunContext& ctx) {
     ts.data_state = str("{\"prompt_cursor\":", st.cursor, "}");
     ts.recipe_text = recipe.resolved();
     std::string path = checkpoints.save(st.policy, st.optimizer.get(), ts, [&](const std::string& dir) {
-      if (!merged.empty()) std::filesystem::rename(merged, dir + "/optimizer.safetensors");
+      if (move_optimizer) move_optimizer(dir);
       if (!st.critic) return;
       model::save_decoder(st.critic, dir + "/critic", dtype);
       st.critic_optimizer->save(dir + "/critic_optimizer.safetensors");

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <map>
 
@@ -197,5 +198,16 @@ void ShardedAdamW::save(const std::string& path) {
 }
 
 void ShardedAdamW::load(const std::string& path) { local_->load(path); }
+
+train::ExtraWriter ShardedAdamW::save_for_checkpoint(const std::string& checkpoints_dir, int64_t step) {
+  std::string merged = str(checkpoints_dir, "/optimizer.step-", step, ".merging");
+  save(merged);
+  return [merged](const std::string& dir) { std::filesystem::rename(merged, dir + "/" + train::kOptimizerFile); };
+}
+
+void ShardedAdamW::load_from_checkpoint(const std::string& checkpoint_dir) {
+  const std::string file = checkpoint_dir + "/" + train::kOptimizerFile;
+  if (std::filesystem::exists(file)) load(file);
+}
 
 }  // namespace mathrl::dist

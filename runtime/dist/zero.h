@@ -30,6 +30,7 @@
 #include <ATen/ATen.h>
 
 #include "dist/data_parallel.h"
+#include "train/checkpoint.h"
 #include "train/optimizer.h"
 
 namespace mathrl::dist {
@@ -80,6 +81,12 @@ class ShardedAdamW {
   // Collective. One file for the whole optimizer (see the header comment).
   void save(const std::string& path);
   void load(const std::string& path);
+  // For a train::CheckpointManager::save of step `step` into `checkpoints_dir`: collective, merges
+  // the shards into a file there now and returns the writer (for rank 0's save) that moves it into
+  // the checkpoint directory as its optimizer file, before the manifest.
+  train::ExtraWriter save_for_checkpoint(const std::string& checkpoints_dir, int64_t step);
+  // The checkpoint's optimizer file, written at any world size, when it has one.
+  void load_from_checkpoint(const std::string& checkpoint_dir);
 
  private:
   void broadcast_from_owners();

@@ -132,7 +132,7 @@ std::string CheckpointManager::save(model::Decoder& model, const AdamW* optimize
   fs::create_directories(tmp);
 
   model::save_decoder(model, tmp, options_.model_dtype);
-  if (optimizer) optimizer->save(tmp + "/optimizer.safetensors");
+  if (optimizer) optimizer->save(tmp + "/" + kOptimizerFile);
   if (options_.save_rng) save_rng_state(tmp + "/rng.safetensors");
   {
     rapidjson::StringBuffer buf;
@@ -281,7 +281,8 @@ TrainState CheckpointManager::load(const std::string& checkpoint_dir, model::Dec
   const std::string dir = checkpoint_dir;
   if (model) model::load_weights(*model, dir);
   std::error_code ec;
-  if (model && optimizer && fs::exists(dir + "/optimizer.safetensors", ec)) optimizer->load(dir + "/optimizer.safetensors");
+  const std::string optimizer_file = dir + "/" + kOptimizerFile;
+  if (model && optimizer && fs::exists(optimizer_file, ec)) optimizer->load(optimizer_file);
   if (restore_rng && fs::exists(dir + "/rng.safetensors", ec)) load_rng_state(dir + "/rng.safetensors");
   rapidjson::Document doc = parse_json(read_file(dir + "/state.json"), dir + "/state.json");
   TrainState s;

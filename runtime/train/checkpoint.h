@@ -49,6 +49,9 @@ struct CheckpointOptions {
   bool save_rng = true;
 };
 
+// The optimizer state's file in a checkpoint directory (train::AdamW's format).
+inline constexpr const char* kOptimizerFile = "optimizer.safetensors";
+
 // Extra files a stage writes into the (temporary) checkpoint directory before the manifest.
 using ExtraWriter = std::function<void(const std::string& dir)>;
 

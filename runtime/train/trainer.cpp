@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <filesystem>
 #include <limits>
 
 #include <rapidjson/stringbuffer.h>
@@ -233,10 +232,8 @@ void Trainer::set_process_group(dist::ProcessGroup* group) {
 
 void Trainer::resume(const std::string& checkpoint_dir) {
   TrainState s = CheckpointManager::load(checkpoint_dir, &model_, adam_, true);
-  // The one optimizer file (train::AdamW's format, whatever world size wrote it): each rank takes
-  // its own parameters' state.
-  const std::string optimizer_file = checkpoint_dir + "/optimizer.safetensors";
-  if (sharded_ && std::filesystem::exists(optimizer_file)) sharded_->load(optimizer_file);
+  // The one optimizer file, whatever world size wrote it: each rank takes its own parameters' state.
+  if (sharded_) sharded_->load_from_checkpoint(checkpoint_dir);
   step_ = s.step;
   if (!s.data_state.empty()) rows_->load_state(s.data_state);
   if (auto it = s.counters.find("tokens"); it != s.counters.end()) tokens_seen_ = it->second;
@@ -339,13 +336,9 @@ double Trainer::evaluate() {
 std::string Trainer::checkpoint() {
   if (!checkpoints_) return "";
   std::string path;
-  // A ZeRO optimizer merges its shards into one file first (collective; rank 0 writes it), which
-  // then moves into the checkpoint directory before its manifest is written.
-  std::string merged;
-  if (sharded_) {
-    merged = str(checkpoints_->dir(), "/optimizer.step-", step_, ".merging");
-    sharded_->save(merged);
-  }
+  // A ZeRO optimizer merges its shards into one file first (collective).
+  ExtraWriter move_optimizer;
+  if (sharded_) move_optimizer = sharded_->save_for_checkpoint(checkpoints_->dir(), step_);
   if (!group_ || group_->is_main()) {
     TrainState st;
     st.step = step_;
@@ -353,9 +346,6 @@ std::string Trainer::checkpoint() {
     st.recipe_text = options_.recipe_text;
     st.counters["tokens"] = tokens_seen_;
     if (std::isfinite(last_eval_)) st.metrics["eval_loss"] = last_eval_;
-    ExtraWriter move_optimizer;
-    if (sharded_)
-      move_optimizer = [&merged](const std::string& dir) { std::filesystem::rename(merged, dir + "/optimizer.safetensors"); };
     path = checkpoints_->save(model_, adam_, st, move_optimizer);
     if (log_) log_->info(str("checkpoint ", path));
   }
