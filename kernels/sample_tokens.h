@@ -10,8 +10,8 @@
 // per-warp sums of exp in the first pass; the draw within the one warp range that holds it in the
 // second), instead of the ~10 float32 [B, V] passes of the ATen ops the CPU path uses. The two paths
 // agree up to float rounding: a token can differ only where u falls within rounding of a CDF step.
-// The kernel has not run on a GPU yet: the sampler uses it only with MATHRL_FUSED_SAMPLING=1 until
-// tests/kernels/sample_tokens_gpu_test.cpp passes on the GPU machine.
+// The sampler uses the kernel on CUDA unless MATHRL_FUSED_SAMPLING=0 (tests/kernels/
+// sample_tokens_gpu_test.cpp checks it against the ATen path on the GPU machine).
 #pragma once
 #include <ATen/ATen.h>
 

@@ -11,7 +11,7 @@
 # discount, as PaLM counts). Peak: PEAK_TFLOPS (default 989, H100/H200 SXM dense bf16); the measured
 # matmul ceiling (scripts/gpu_ceilings.py) is reported beside it. Tokens/s is the median over the
 # steps after WARMUP. Writes results.jsonl and results.md under $OUT/sft (default bench-out/sft).
-# Env: MATHRL, PYTHON (default python3), CONFIGS ("4:false 8:false 16:true": micro_batch:activation
+# Env: MATHRL, PYTHON (default python3), SKIP_CEILING (1: no matmul probe), CONFIGS ("4:false 8:false 16:true": micro_batch:activation
 # checkpointing pairs tried; one row per pair), STEPS (30), WARMUP (5), SEQ (2048), PEAK_TFLOPS, DEVICE
 # (cuda), and the shape: HIDDEN, LAYERS, INTER, HEADS, KV_HEADS. CPU smoke test:
 #   DEVICE=cpu HIDDEN=64 LAYERS=2 INTER=128 HEADS=4 KV_HEADS=2 SEQ=128 CONFIGS=2:false STEPS=4 WARMUP=1 bash scripts/bench_sft.sh
@@ -50,7 +50,7 @@ fi
 
 # 2. The measured bf16 matmul ceiling, for reference.
 ceiling=0
-if [ "$DEVICE" != cpu ] && "$PYTHON" "$here/scripts/gpu_ceilings.py" "$out/ceilings.json" > /dev/null 2>&1; then
+if [ "$DEVICE" != cpu ] && [ "${SKIP_CEILING:-0}" != 1 ] && "$PYTHON" "$here/scripts/gpu_ceilings.py" "$out/ceilings.json" > /dev/null 2>&1; then
   ceiling=$("$PYTHON" -c "import json; print(json.load(open('$out/ceilings.json'))['bf16_matmul_flops'] / 1e12)")
 fi
 

@@ -47,11 +47,14 @@ def layer_params(s):
     return 2 * h * h + 2 * h * kvd + 3 * h * i + 2 * h
 
 
-def static_bytes(mode, psi, world, grad_bytes, reference, layer_psi):
-    """Persistent bytes per GPU by component, plus the transient of the optimizer step."""
+def static_bytes(mode, psi, world, grad_bytes, reference, layer_psi, shard_reference=False, outer_psi=0.0):
+    """Persistent bytes per GPU by component, plus the transient of the optimizer step.
+    shard_reference: the rl stage's shard_reference = true (the reference cut into W pieces in any mode)."""
     shard = {"ddp": (1, 1, 1, 1), "zero1": (1, 1, world, 1), "zero2": (1, world, world, 1),
              "zero3": (world, world, world, world)}[mode]
     w_div, g_div, o_div, r_div = shard
+    if shard_reference:
+        r_div = world
     rows = {
         "bf16 weights": 2 * psi / w_div,
         "gradients": grad_bytes * psi / g_div,
@@ -63,6 +66,10 @@ def static_bytes(mode, psi, world, grad_bytes, reference, layer_psi):
         # Gathered full weights of the layer being computed and the one prefetched (policy; the
         # reference is gathered the same way during its forward, not at the same time).
         rows["ZeRO-3 gathered layers (2)"] = 2 * 2 * layer_psi
+    elif shard_reference and reference:
+        # While scoring, the sharded reference holds one layer in full (and its outer parameters:
+        # embeddings and LM head, gathered for the pass), at a time when no policy gradients live.
+        rows["reference: a layer + embeddings/head gathered while scoring"] = 2 * (layer_psi + outer_psi)
     transient = 4 * psi / (1 if mode == "ddp" else world)
     return rows, transient
 
@@ -81,7 +88,9 @@ def kv_bytes_per_token(s):
 
 def report(args, shape, psi, mode):
     rows, transient = static_bytes(mode, psi, args.world, args.grad_bytes, not args.no_reference,
-                                   layer_params(shape) if shape else psi / 30)
+                                   layer_params(shape) if shape else psi / 30, args.shard_reference,
+                                   shape["vocab"] * shape["hidden"] * (1 if shape["tied"] else 2) + shape["hidden"]
+                                   if shape else 0.0)
     gpu = args.gpu_gb * GiB
     reserve = args.reserve_gb * GiB
     static = sum(rows.values())
@@ -140,6 +149,8 @@ def main():
     ap.add_argument("--reserve-gb", type=float, default=4.0, help="GiB kept for context/NCCL/fragmentation")
     ap.add_argument("--grad-bytes", type=int, default=2, choices=[2, 4], help="bytes per gradient (bf16 2, fp32 4)")
     ap.add_argument("--no-reference", action="store_true", help="no frozen reference model (SFT)")
+    ap.add_argument("--shard-reference", action="store_true",
+                    help="the reference model sharded over the GPUs (the rl stage's shard_reference = true)")
     a = ap.parse_args()
     if a.world < 1:
         ap.error("--world must be >= 1")

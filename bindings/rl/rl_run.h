@@ -18,6 +18,7 @@
 
 namespace mathrl::dist {
 class DataParallel;
+class FullyShardedDecoder;
 class ProcessGroup;
 class ShardedAdamW;
 }  // namespace mathrl::dist
@@ -60,6 +61,9 @@ struct RlState {
   // slice of each step's groups, and the policy's gradients are summed across ranks (null: one process).
   std::shared_ptr<dist::ProcessGroup> group;
   std::unique_ptr<dist::DataParallel> data_parallel, critic_data_parallel;
+  // shard_reference over several ranks: rank r keeps 1/N of the frozen reference model and every
+  // scoring forward gathers it a layer at a time (collective: all ranks run the same passes).
+  std::unique_ptr<dist::FullyShardedDecoder> ref_shards;
   ~RlState();
 };
 

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "dist/data_parallel.h"
+#include "dist/fsdp.h"
 #include "dist/process_group.h"
 #include "dist/zero.h"
 #include "model/checkpoint.h"
@@ -92,6 +93,8 @@ Schema make_rl_schema() {
     {"max_grad_norm", FieldType::Number, "1.0", "global gradient-norm clip (<= 0: off)"},
     {"zero_stage", FieldType::Int, "0", "data parallel: 0 = every rank keeps the policy's whole optimizer state; "
      "1 = AdamW state and masters sharded across ranks (ZeRO-1); 2 = gradients too (ZeRO-2)"},
+    {"shard_reference", FieldType::Bool, "false", "data parallel: each rank keeps 1/N of the reference model "
+     "(ZeRO-3 style) and gathers one layer at a time while scoring"},
     // PPO.
     {"gamma", FieldType::Number, "1.0", "PPO: discount"},
     {"lam", FieldType::Number, "0.95", "PPO: GAE lambda"},
@@ -304,6 +307,7 @@ int run_rl(RunContext& ctx) {
   const int64_t zero_stage = recipe.integer("zero_stage");
   if (zero_stage < 0 || zero_stage > 2) throw RecipeError(str("rl: zero_stage must be 0, 1 or 2 (got ", zero_stage, ")"));
   if (zero_stage > 0 && !st.group) ctx.log.info("zero_stage has no effect in one process");
+  if (recipe.boolean("shard_reference") && !st.group) ctx.log.info("shard_reference has no effect in one process");
   if (!(zero_stage > 0 && st.group))
     st.optimizer = std::make_unique<train::AdamW>(train::AdamW::for_module(*st.policy, adam_options(recipe)));
   if (st.group) {
@@ -311,6 +315,11 @@ int run_rl(RunContext& ctx) {
     // (UpdateOptions::global_*), so the optimizer sums the gradients in one flat all-reduce.
     dist::broadcast_parameters(*st.group, st.policy->parameters());
     if (st.ref) dist::broadcast_parameters(*st.group, st.ref->parameters());
+    if (st.ref && recipe.boolean("shard_reference")) {
+      st.ref_shards = std::make_unique<dist::FullyShardedDecoder>(st.group.get(), st.ref, dist::Reduction::Sum);
+      ctx.log.info(str("reference model sharded over ", rv.world_size, " ranks: ", st.ref_shards->resident_bytes(),
+                       " of ", st.ref_shards->full_bytes(), " bytes on this rank between scoring passes"));
+    }
     dist::DataParallelOptions dpo;
     dpo.overlap = false;
     dpo.reduction = dist::Reduction::Sum;

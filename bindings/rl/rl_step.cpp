@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "dist/fsdp.h"
 #include "dist/process_group.h"
 #include "lua_host.h"
 #include "rl/advantages.h"
@@ -456,7 +457,19 @@ std::map<std::string, double> rl_step(RunContext& ctx, const RlSettings& s, RlSt
 
   const double beta = s.update.loss.beta;
   std::vector<std::vector<float>> ref_lp, old_lp;
-  if (beta != 0.0 && !seqs.empty()) ref_lp = rl::completion_logprobs(st.ref, seqs, s.update.temperature, s.update.token_budget);
+  if (beta != 0.0 && st.ref_shards) {
+    // Every forward of the sharded reference is collective: all ranks score in the same number of
+    // passes (the most any rank needs), gathering one layer at a time.
+    at::Tensor passes = at::full({1}, static_cast<double>(rl::plan_microbatches(seqs, s.update.token_budget).size()),
+                                 at::TensorOptions().dtype(at::kFloat).device(st.policy->lm_head_weight().device()));
+    st.group->all_reduce_max(passes);
+    st.ref_shards->begin_step();
+    ref_lp = rl::completion_logprobs(st.ref, seqs, s.update.temperature, s.update.token_budget, 0,
+                                     static_cast<int64_t>(passes.item<float>()));
+    st.ref_shards->finish_step();
+  } else if (beta != 0.0 && !seqs.empty()) {
+    ref_lp = rl::completion_logprobs(st.ref, seqs, s.update.temperature, s.update.token_budget);
+  }
   // PPO needs the trainer's log-probs for its KL reward, so it always recomputes.
   const bool from_sampler = s.old_logprobs == "sampler" && !ppo;
   const bool recompute_old = !from_sampler && (s.num_iterations > 1 || ppo || s.old_logprobs == "recompute");

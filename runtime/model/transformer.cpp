@@ -2,6 +2,7 @@
 
 #include "decode_attention.h"
 #include "flash_cached_attention.h"
+#include "fused_layer_ops.h"
 
 #include <cmath>
 
@@ -14,16 +15,9 @@ namespace mathrl::model {
 
 namespace {
 
-at::Tensor rotate_half(const at::Tensor& x) {
-  int64_t half = x.size(-1) / 2;
-  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-}
-
-// x [B, heads, T, D]; cos/sin [B, T, D] float32.
-at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  at::Tensor c = cos.unsqueeze(1).to(x.scalar_type()), s = sin.unsqueeze(1).to(x.scalar_type());
-  return x * c + rotate_half(x) * s;
-}
+// The fused CUDA path of a layer (kernels/fused_layer_ops: RMSNorm, rotary embedding and SwiGLU
+// in one kernel each, and one projection for q/k/v and one for gate/up); elsewhere the ATen ops.
+bool fused_layer(const at::Tensor& x) { return x.is_cuda() && kernels::fused_layer_ops_enabled(); }
 
 double yarn_correction_dim(double rotations, int64_t dim, double base, double max_pos) {
   return (dim * std::log(max_pos / (rotations * 2 * M_PI))) / (2 * std::log(base));
@@ -85,11 +79,7 @@ RMSNormImpl::RMSNormImpl(int64_t size, double eps) : eps_(eps) {
   weight = register_parameter("weight", torch::ones({size}));
 }
 
-at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
-  at::Tensor h = x.to(at::kFloat);
-  h = h * at::rsqrt(h.pow(2).mean(-1, true) + eps_);
-  return weight * h.to(x.scalar_type());
-}
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) { return kernels::rms_norm(x, weight, eps_); }
 
 AttentionImpl::AttentionImpl(const ModelConfig& c)
     : heads_(c.num_attention_heads), kv_heads_(c.num_key_value_heads), head_dim_(c.head_size()) {
@@ -100,15 +90,35 @@ AttentionImpl::AttentionImpl(const ModelConfig& c)
   o_proj = register_module("o_proj", lin(heads_ * head_dim_, c.hidden_size, false));
 }
 
+// q [B, T, heads, D], k and v [B, T, kv_heads, D], rotary embedding applied to q and k. With
+// fuse_projections one matmul computes q, k and v (the weights concatenated per call: a copy of the
+// layer's projection weights, small beside the activations, and one input gradient instead of three
+// summed); otherwise the three projections of the Hugging Face layout.
+std::array<at::Tensor, 3> AttentionImpl::project(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                                 bool fuse_projections) {
+  const int64_t B = x.size(0), T = x.size(1), qn = heads_ * head_dim_, kvn = kv_heads_ * head_dim_;
+  at::Tensor q, k, v;
+  if (fuse_projections) {
+    at::Tensor w = at::cat({q_proj->weight, k_proj->weight, v_proj->weight});
+    at::Tensor b = q_proj->bias.defined() ? at::cat({q_proj->bias, k_proj->bias, v_proj->bias}) : at::Tensor();
+    at::Tensor qkv = at::linear(x, w, b);
+    q = qkv.narrow(2, 0, qn).view({B, T, heads_, head_dim_});
+    k = qkv.narrow(2, qn, kvn).view({B, T, kv_heads_, head_dim_});
+    v = qkv.narrow(2, qn + kvn, kvn).view({B, T, kv_heads_, head_dim_});
+  } else {
+    q = q_proj(x).view({B, T, heads_, head_dim_});
+    k = k_proj(x).view({B, T, kv_heads_, head_dim_});
+    v = v_proj(x).view({B, T, kv_heads_, head_dim_});
+  }
+  return {kernels::rope(q, cos, sin), kernels::rope(k, cos, sin), v};
+}
+
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                   const at::Tensor& attn_mask) {
   const int64_t B = x.size(0), T = x.size(1);
-  at::Tensor q = q_proj(x).view({B, T, heads_, head_dim_}).transpose(1, 2);
-  at::Tensor k = k_proj(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
-  at::Tensor v = v_proj(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
-  q = apply_rope(q, cos, sin);
-  k = apply_rope(k, cos, sin);
-  at::Tensor out = at::scaled_dot_product_attention(q, k, v, attn_mask.defined() ? std::optional<at::Tensor>(attn_mask) : std::nullopt,
+  auto [q, k, v] = project(x, cos, sin, fused_layer(x));
+  at::Tensor out = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                                    attn_mask.defined() ? std::optional<at::Tensor>(attn_mask) : std::nullopt,
                                                     0.0, !attn_mask.defined(), std::nullopt, kv_heads_ != heads_);
   return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * head_dim_}));
 }
@@ -117,23 +127,23 @@ at::Tensor AttentionImpl::forward_cached(const at::Tensor& x, const at::Tensor& 
                                          const at::Tensor& positions, const at::Tensor& slots, int64_t span,
                                          at::Tensor& k_cache, at::Tensor& v_cache) {
   const int64_t B = x.size(0), T = x.size(1);
-  at::Tensor q = apply_rope(q_proj(x).view({B, T, heads_, head_dim_}).transpose(1, 2), cos, sin);
-  at::Tensor k = apply_rope(k_proj(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2), cos, sin);
-  at::Tensor v = v_proj(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
+  // Separate projections: a decode step reads each weight once, a concatenation would copy them.
+  auto [q_bthd, k_bthd, v_bthd] = project(x, cos, sin, false);
   // Write the new keys/values at (slot, position): cache viewed as [slots, max_len, kv_heads, D].
   at::Tensor slot_index = slots.unsqueeze(1).expand({B, T});
-  k_cache.permute({0, 2, 1, 3}).index_put_({slot_index, positions}, k.transpose(1, 2).to(k_cache.scalar_type()));
-  v_cache.permute({0, 2, 1, 3}).index_put_({slot_index, positions}, v.transpose(1, 2).to(v_cache.scalar_type()));
-  if (kernels::flash_cached_attention_supported(q.scalar_type(), heads_, k_cache)) {  // bf16/fp16 on CUDA
-    at::Tensor out = kernels::flash_cached_attention(q.transpose(1, 2), k_cache, v_cache, slots, positions.select(1, T - 1),
+  k_cache.permute({0, 2, 1, 3}).index_put_({slot_index, positions}, k_bthd.to(k_cache.scalar_type()));
+  v_cache.permute({0, 2, 1, 3}).index_put_({slot_index, positions}, v_bthd.to(v_cache.scalar_type()));
+  if (kernels::flash_cached_attention_supported(q_bthd.scalar_type(), heads_, k_cache)) {  // bf16/fp16 on CUDA
+    at::Tensor out = kernels::flash_cached_attention(q_bthd, k_cache, v_cache, slots, positions.select(1, T - 1),
                                                      1.0 / std::sqrt(static_cast<double>(head_dim_)));
     return o_proj(out.view({B, T, heads_ * head_dim_}));
   }
   if (span == 0) {  // one new token per row, attention read in place from the cache (kernels/decode_attention)
-    at::Tensor out = kernels::decode_attention(q.squeeze(2), k_cache, v_cache, slots, positions.view({B}),
+    at::Tensor out = kernels::decode_attention(q_bthd.squeeze(1), k_cache, v_cache, slots, positions.view({B}),
                                                1.0 / std::sqrt(static_cast<double>(head_dim_)));
     return o_proj(out.view({B, 1, heads_ * head_dim_}));
   }
+  at::Tensor q = q_bthd.transpose(1, 2);
   // Attend over the slot's positions 0..span-1 with a per-row causal mask. The query heads of a
   // group share their K/V head: grouping the queries ([B, kv_heads, group * T, D]) reads each
   // cached key once instead of expanding K/V to every head.
@@ -156,7 +166,16 @@ MLPImpl::MLPImpl(int64_t hidden, int64_t intermediate) {
   down_proj = register_module("down_proj", lin(intermediate, hidden));
 }
 
-at::Tensor MLPImpl::forward(const at::Tensor& x) { return down_proj(at::silu(gate_proj(x)) * up_proj(x)); }
+// Training and prefill on the fused path: one matmul for gate and up (weights concatenated per call)
+// and one SwiGLU kernel over its [..., 2I] output. A decode step (one token per row) keeps the two
+// projections: concatenating would copy both weights every step.
+at::Tensor MLPImpl::forward(const at::Tensor& x) {
+  if (fused_layer(x) && x.dim() == 3 && x.size(1) > 1) {
+    at::Tensor gate_up = at::linear(x, at::cat({gate_proj->weight, up_proj->weight}));
+    return down_proj(kernels::swiglu(gate_up));
+  }
+  return down_proj(at::silu(gate_proj(x)) * up_proj(x));
+}
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
   self_attn = register_module("self_attn", Attention(c));

@@ -4,7 +4,8 @@
 // embeddings, and an optional scalar head for reward models and critics.
 //
 // Parameter names equal Hugging Face's (model.layers.0.self_attn.q_proj.weight, lm_head.weight), so
-// checkpoints map one to one.
+// checkpoints map one to one. On CUDA the layers take fused kernels (kernels/fused_layer_ops.h) and,
+// in training and prefill, concatenated q/k/v and gate/up projections; on CPU the ATen ops.
 //
 // Two ways in:
 //  * hidden_states(ids): whole sequences, causal (optionally per-document masking for packed
@@ -14,6 +15,7 @@
 // Neither returns logits: logits(hidden) does, and RL scores tokens through
 // kernels/token_logprobs.h on the LM head so full fp32 logits never exist.
 #pragma once
+#include <array>
 #include <optional>
 
 #include <torch/torch.h>
@@ -71,6 +73,7 @@ class AttentionImpl : public torch::nn::Module {
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
+  std::array<at::Tensor, 3> project(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, bool fuse_projections);
   int64_t heads_, kv_heads_, head_dim_;
 };
 TORCH_MODULE(Attention);

@@ -57,13 +57,15 @@ double counted_tokens(const std::vector<TrainSequence>& seqs, bool mask_truncate
 }
 
 std::vector<std::vector<float>> completion_logprobs(model::Decoder& model, const std::vector<TrainSequence>& seqs,
-                                                    double temperature, int64_t token_budget, int64_t chunk_rows) {
+                                                    double temperature, int64_t token_budget, int64_t chunk_rows,
+                                                    int64_t passes) {
   torch::NoGradGuard no_grad;
   std::vector<std::vector<float>> out(seqs.size());
   ScoreOptions so;
   so.temperature = temperature;
   so.chunk_rows = chunk_rows;
-  for (const auto& mb : plan_microbatches(seqs, token_budget)) {
+  const auto plan = plan_microbatches(seqs, token_budget);
+  for (const auto& mb : plan) {
     Scored s = score_completions(model, pick(seqs, mb), so);
     at::Tensor lp = s.logprobs.cpu().contiguous();
     for (size_t k = 0; k < mb.size(); ++k) {
@@ -71,6 +73,11 @@ std::vector<std::vector<float>> completion_logprobs(model::Decoder& model, const
       out[mb[k]].assign(row, row + seqs[mb[k]].completion_ids.size());
     }
   }
+  TrainSequence stand_in;
+  stand_in.prompt_ids = {0};
+  stand_in.completion_ids = {0};
+  for (int64_t extra = static_cast<int64_t>(plan.size()); extra < passes; ++extra)
+    score_completions(model, {seqs.empty() ? &stand_in : &seqs[0]}, so);
   return out;
 }
 

@@ -44,9 +44,13 @@ struct UpdateStats {
 // Completion tokens that count in the loss's token normalizer (truncated ones left out when masked).
 double counted_tokens(const std::vector<TrainSequence>& seqs, bool mask_truncated);
 
-// Log-probs of every completion token under `model`, without gradient, micro-batched.
+// Log-probs of every completion token under `model`, without gradient, micro-batched. `passes`:
+// at least that many forward passes (the extra ones score a stand-in sequence and are dropped), so
+// that the ranks of a sharded model (dist::FullyShardedDecoder), whose forwards are collective, run
+// the same number however many sequences each holds (plan_microbatches(...).size(), max over ranks).
 std::vector<std::vector<float>> completion_logprobs(model::Decoder& model, const std::vector<TrainSequence>& seqs,
-                                                    double temperature, int64_t token_budget, int64_t chunk_rows = 0);
+                                                    double temperature, int64_t token_budget, int64_t chunk_rows = 0,
+                                                    int64_t passes = 0);
 
 // Values of the critic at every completion token, without gradient (PPO's old values).
 std::vector<std::vector<float>> completion_values(model::Decoder& critic, const std::vector<TrainSequence>& seqs,

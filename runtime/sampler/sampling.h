@@ -82,7 +82,7 @@ class Sampler {
  private:
   SampleBatch prepare(const torch::Tensor& logits32, const std::vector<RowSpec>& rows) const;
   // Rows without filters: inverse CDF in vocabulary order, no sort (kernels::sample_tokens; its
-  // fused CUDA kernel with MATHRL_FUSED_SAMPLING=1).
+  // fused CUDA kernel on GPUs unless MATHRL_FUSED_SAMPLING=0).
   SampleResult sample_plain(const torch::Tensor& logits, const std::vector<RowSpec>& rows) const;
   std::vector<std::unique_ptr<SamplerStep>> steps_;
 };

@@ -1,5 +1,7 @@
 #include "train/trainer.h"
 
+#include "train/step_profiler.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -382,6 +384,8 @@ TrainSummary Trainer::run() {
       for (const auto& [k, v] : eval_hook_(step_)) into[k] = v;
     last_eval_step = step_;
   };
+  std::unique_ptr<StepProfiler> profiler = StepProfiler::from_env();
+  if (profiler && log_) log_->info("profiling steps into " + profiler->dir() + " (MATHRL_PROFILE)");
   while (step_ < options_.steps) {
     bool stop = stop_ && stop_->load();
     if (group_ && group_->world_size() > 1) {
@@ -394,7 +398,9 @@ TrainSummary Trainer::run() {
       summary.stop_reason = "interrupted";
       break;
     }
+    if (profiler) profiler->before_step(step_ + 1);
     StepStats s = train_step();
+    if (profiler) profiler->after_step(step_);
     if (data_done_) {
       summary.stop_reason = "data";
       break;

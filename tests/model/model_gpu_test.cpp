@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <torch/torch.h>
@@ -65,6 +66,42 @@ TEST(ModelGpu, FixturesInBf16MatchTheFloat32Reference) {
     std::vector<std::vector<int32_t>> seqs = {{5, 17, 42, 9, 100, 7, 3, 250, 11, 13}};
     auto a = sequence_logprobs(cpu, seqs)[0], b = sequence_logprobs(gpu, seqs)[0];
     for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 0.05) << name << " " << i;
+  }
+}
+
+// The fused CUDA layer path (kernels/fused_layer_ops, fused q/k/v and gate/up projections) in a
+// training step: the loss and every parameter's gradient on the GPU equal the CPU's ATen path on the
+// same float32 weights (and stay close in bf16).
+TEST(ModelGpu, FusedLayersTrainLikeTheCpuPath) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU";
+  for (const char* name : {"llama_gqa", "qwen2_bias_tied"}) {
+    std::string dir = mathrl::test::fixture(std::string("model/") + name);
+    Decoder cpu = load_decoder(dir);
+    at::Tensor ids = torch::randint(0, cpu->config().vocab_size, {3, 24}, torch::kLong);
+    auto loss_and_grads = [&](Decoder& m, const at::Tensor& tokens) {
+      m->zero_grad();
+      at::Tensor logits = m->logits(m->hidden_states(tokens)).to(at::kFloat);
+      at::Tensor logp = torch::log_softmax(logits.narrow(1, 0, tokens.size(1) - 1), -1);
+      at::Tensor loss = -logp.gather(2, tokens.narrow(1, 1, tokens.size(1) - 1).unsqueeze(2)).mean();
+      loss.backward();
+      std::map<std::string, at::Tensor> grads;
+      for (auto& p : m->named_parameters()) grads[p.key()] = p.value().grad().to(at::kCPU, at::kFloat);
+      return std::make_pair(loss.item<double>(), grads);
+    };
+    auto [ref_loss, ref_grads] = loss_and_grads(cpu, ids);
+    for (auto dtype : {at::kFloat, at::kBFloat16}) {
+      Decoder gpu = load_decoder(dir, dtype, at::Device(at::kCUDA, 0));
+      gpu->train();
+      auto [loss, grads] = loss_and_grads(gpu, ids.cuda());
+      const double tol = dtype == at::kFloat ? 1e-4 : 3e-2;
+      EXPECT_NEAR(loss, ref_loss, tol * std::max(1.0, std::abs(ref_loss))) << name << " " << dtype;
+      for (auto& [key, g] : ref_grads) {
+        ASSERT_TRUE(grads.count(key)) << key;
+        const double scale = std::max(g.abs().max().item<double>(), 1e-6);
+        EXPECT_LT((grads[key] - g).abs().max().item<double>() / scale, dtype == at::kFloat ? 1e-3 : 0.1)
+            << name << " " << dtype << " " << key;
+      }
+    }
   }
 }
 

@@ -308,6 +308,19 @@ TEST(RlStage, ZeroStage2OverTwoGlooRanksEqualsOneProcessAndResumesInOne) {
   EXPECT_NE(resumed.err.find("resumed from"), std::string::npos) << resumed.err;
 }
 
+TEST(RlStage, ShardedReferenceOverTwoGlooRanksEqualsOneProcess) {
+  // Each rank keeps half of the reference model; 3 prompts per step (2 groups on rank 0, 1 on rank 1)
+  // and a small token budget give the ranks different numbers of scoring passes, which they even
+  // out (every sharded forward is collective). The KL to the reference must come out the same.
+  TempDir dir;
+  expect_two_ranks_equal_one_process(dir, tiny_recipe(), {"steps=3", "prompts_per_step=3", "token_budget=24",
+                                                          "shard_reference=true", "checkpoint_every=0"}, 3, {},
+                                     "reference model sharded over 2 ranks");
+  auto single = run({"run", tiny_recipe(), "--out", dir.file("single"), "--set", "steps=1", "--set", "shard_reference=true"});
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  EXPECT_NE(single.err.find("shard_reference has no effect in one process"), std::string::npos) << single.err;
+}
+
 TEST(RlStage, TwoGlooRanksWithDynamicSamplingAndUnevenShardsEqualOneProcess) {
   // 3 prompts per step (2 + 1 per rank) and groups dropped for zero reward variance, so the ranks
   // redraw together and hold different numbers of groups; REINFORCE++ takes its std over both ranks.
