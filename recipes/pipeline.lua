@@ -51,10 +51,11 @@ local sizes = {
   cpu = {
     -- Tuned in sweeps of 3-4 seeds (scripts/pipeline_seeds.sh, scripts/gpu_notes.md): the SFT stage
     -- decides the spread between seeds, and it narrowed (from 18 to 2-5 points of held-out greedy)
-    -- only with more SFT data and steps; GRPO's gain grew with its steps (at 1 thread, mean of 3
-    -- seeds: +1.3 at 160, +2.2 at 300) and fell at lr 1e-4 (-0.4). At 2 threads: +2.6 to +3.0, 414 s.
+    -- only with more SFT data and steps; GRPO's gain grows with its steps (2 threads, seeds 1-3:
+    -- +2.6 to +3.0 at 300 steps, +3.5 to +4.1 at 600) and fell at lr 1e-4. About 8.5-9 minutes on
+    -- 2 cores here (502-551 s).
     device = "cpu", vocab_size = 800, levels = { 1 },
-    pretrain_problems = 6000, sft_problems = 6000, rl_problems = 4000, eval_problems = 2000,
+    pretrain_problems = 6000, sft_problems = 6000, rl_problems = 10000, eval_problems = 2000,
     gsm8k_docs = 2000, math_docs = 500,
     model = { hidden_size = 128, intermediate_size = 344, num_hidden_layers = 4, num_attention_heads = 4,
               num_key_value_heads = 2, max_position_embeddings = 512 },
@@ -62,8 +63,8 @@ local sizes = {
     instruct = { seq_len = 256, micro_batch = 8, grad_accum = 1, steps = 800, lr = 1e-3, warmup = 10, log_every = 50,
                  epochs = 10 },
     -- 16 prompts x 8 samples per step at 3e-5 without a KL term, so no reference forward and no
-    -- forward/backward for completions of all-equal groups (~0.75 s per step on 2 cores).
-    rl = { steps = 300, prompts_per_step = 16, num_generations = 8, max_completion_length = 128, temperature = 1.0,
+    -- forward/backward for completions of all-equal groups (~0.5 s per step on 2 cores).
+    rl = { steps = 600, prompts_per_step = 16, num_generations = 8, max_completion_length = 128, temperature = 1.0,
            beta = 0.0, learning_rate = 3e-5 },
     -- Greedy on all 2000 held-out problems (the gain is a few points: 1000 problems still left ~1.5
     -- points of noise between two models' scores); 8 samples on the first 300. The base model has not seen
