@@ -7,6 +7,7 @@
 #ifdef MATHRL_HAVE_CUDA_KERNELS
 #include <c10/cuda/CUDAStream.h>
 
+#include "cuda_launch.h"
 #include "decode_attention_cuda.h"
 #endif
 
@@ -77,12 +78,12 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
   a.slots = slots64.data_ptr<int64_t>(), a.positions = positions64.data_ptr<int64_t>();
   a.out = out.data_ptr(), a.part_acc = part_acc.data_ptr<float>(), a.part_m = part_m.data_ptr<float>();
   a.part_l = part_l.data_ptr<float>();
-  a.dtype = q.scalar_type() == at::kFloat ? cuda::DType::F32 : q.scalar_type() == at::kBFloat16 ? cuda::DType::BF16 : cuda::DType::F16;
+  a.dtype = cuda::dtype_of(q);
   a.batch = static_cast<int>(B), a.heads = static_cast<int>(heads), a.kv_heads = static_cast<int>(k_cache.size(1));
   a.head_dim = static_cast<int>(D), a.splits = splits, a.max_len = max_len, a.scale = static_cast<float>(scale);
   MATHRL_CHECK(cuda::launch_decode_attention(a, at::cuda::getCurrentCUDAStream(q.device().index()).stream()),
                "decode_attention: no kernel for head_dim ", D);
-  if (const char* err = cuda::last_error()) MATHRL_CHECK(false, "decode_attention kernel failed: ", err);
+  cuda::check_launch("decode_attention kernel");
   return out;
 #else
   return {};

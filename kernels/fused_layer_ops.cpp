@@ -13,6 +13,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include "cuda_launch.h"
 #include "fused_layer_ops_cuda.h"
 #endif
 
@@ -95,21 +96,7 @@ bool fusable(const at::Tensor& t) {
   return t.is_cuda() && (st == at::kFloat || st == at::kBFloat16 || st == at::kHalf) && fused_layer_ops_enabled();
 }
 
-cuda::DType cuda_dtype(const at::Tensor& t) {
-  switch (t.scalar_type()) {
-    case at::kFloat: return cuda::DType::F32;
-    case at::kBFloat16: return cuda::DType::BF16;
-    case at::kHalf: return cuda::DType::F16;
-    default: MATHRL_CHECK(false, "fused_layer_ops: unsupported dtype ", t.scalar_type());
-  }
-  return cuda::DType::F32;
-}
-
 void* stream_of(const at::Tensor& t) { return at::cuda::getCurrentCUDAStream(t.device().index()).stream(); }
-
-void check_launch(const char* what) {
-  if (const char* err = cuda::last_error()) MATHRL_CHECK(false, what, " failed: ", err);
-}
 
 // ---- RMSNorm
 
@@ -123,9 +110,9 @@ RmsNormForward rms_norm_forward_cuda(const at::Tensor& x, const at::Tensor& weig
   at::Tensor x2 = x.reshape({rows, hidden});  // a view when x's rows are evenly strided, else a copy
   at::Tensor w = weight.contiguous();
   RmsNormForward out{at::empty(x.sizes(), x.options()), at::empty({rows}, x.options().dtype(at::kFloat))};
-  cuda::launch_rms_norm_forward(x2.data_ptr(), cuda_dtype(x), rows, hidden, x2.stride(0), w.data_ptr(),
+  cuda::launch_rms_norm_forward(x2.data_ptr(), cuda::dtype_of(x), rows, hidden, x2.stride(0), w.data_ptr(),
                                 static_cast<float>(eps), out.y.data_ptr(), out.rstd.data_ptr<float>(), stream_of(x));
-  check_launch("rms_norm forward kernel");
+  cuda::check_launch("rms_norm forward kernel");
   return out;
 }
 
@@ -151,10 +138,10 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     at::Tensor partial = want_weight ? at::empty({cuda::rms_norm_backward_blocks(rows), hidden},
                                                  x.options().dtype(at::kFloat))
                                      : at::Tensor();
-    cuda::launch_rms_norm_backward(x2.data_ptr(), cuda_dtype(x), rows, hidden, x2.stride(0), w.data_ptr(),
+    cuda::launch_rms_norm_backward(x2.data_ptr(), cuda::dtype_of(x), rows, hidden, x2.stride(0), w.data_ptr(),
                                    g.data_ptr(), rstd.data_ptr<float>(), grad_x.data_ptr(),
                                    want_weight ? partial.data_ptr<float>() : nullptr, stream_of(x));
-    check_launch("rms_norm backward kernel");
+    cuda::check_launch("rms_norm backward kernel");
     at::Tensor grad_weight = want_weight ? partial.sum(0).to(weight.scalar_type()) : at::Tensor();
     return {grad_x, grad_weight, at::Tensor()};
   }
@@ -167,9 +154,9 @@ at::Tensor rope_forward_cuda(const at::Tensor& x, const at::Tensor& cos, const a
   const int64_t B = x.size(0), T = x.size(1), heads = x.size(2), D = x.size(3);
   MATHRL_CHECK(heads * D <= std::numeric_limits<int32_t>::max(), "rope: heads * D too large, x ", x.sizes());
   at::Tensor y = at::empty({B, T, heads, D}, x.options());
-  cuda::launch_rope_forward(x.data_ptr(), cuda_dtype(x), B, T, heads, D, x.stride(0), x.stride(1), x.stride(2),
+  cuda::launch_rope_forward(x.data_ptr(), cuda::dtype_of(x), B, T, heads, D, x.stride(0), x.stride(1), x.stride(2),
                             cos.data_ptr<float>(), sin.data_ptr<float>(), y.data_ptr(), stream_of(x));
-  check_launch("rope forward kernel");
+  cuda::check_launch("rope forward kernel");
   return y;
 }
 
@@ -189,9 +176,9 @@ class RopeFunction : public torch::autograd::Function<RopeFunction> {
     c10::cuda::CUDAGuard guard(cos.device());
     at::Tensor g = grads[0].to(dtype).contiguous();
     at::Tensor grad_x = at::empty(g.sizes(), g.options());
-    cuda::launch_rope_backward(g.data_ptr(), cuda_dtype(g), g.size(0), g.size(1), g.size(2), g.size(3),
+    cuda::launch_rope_backward(g.data_ptr(), cuda::dtype_of(g), g.size(0), g.size(1), g.size(2), g.size(3),
                                cos.data_ptr<float>(), sin.data_ptr<float>(), grad_x.data_ptr(), stream_of(g));
-    check_launch("rope backward kernel");
+    cuda::check_launch("rope backward kernel");
     return {grad_x, at::Tensor(), at::Tensor()};
   }
 };
@@ -204,8 +191,8 @@ at::Tensor swiglu_forward_cuda(const at::Tensor& gate_up) {
   std::vector<int64_t> sizes = gate_up.sizes().vec();
   sizes.back() = inter;
   at::Tensor y = at::empty(sizes, gate_up.options());
-  cuda::launch_swiglu_forward(gate_up.data_ptr(), cuda_dtype(gate_up), rows, inter, y.data_ptr(), stream_of(gate_up));
-  check_launch("swiglu forward kernel");
+  cuda::launch_swiglu_forward(gate_up.data_ptr(), cuda::dtype_of(gate_up), rows, inter, y.data_ptr(), stream_of(gate_up));
+  cuda::check_launch("swiglu forward kernel");
   return y;
 }
 
@@ -223,9 +210,9 @@ class SwigluFunction : public torch::autograd::Function<SwigluFunction> {
     const int64_t inter = gate_up.size(-1) / 2, rows = inter > 0 ? gate_up.numel() / (2 * inter) : 0;
     at::Tensor g = grads[0].to(gate_up.scalar_type()).contiguous();
     at::Tensor grad_gate_up = at::empty(gate_up.sizes(), gate_up.options());
-    cuda::launch_swiglu_backward(gate_up.data_ptr(), g.data_ptr(), cuda_dtype(gate_up), rows, inter,
+    cuda::launch_swiglu_backward(gate_up.data_ptr(), g.data_ptr(), cuda::dtype_of(gate_up), rows, inter,
                                  grad_gate_up.data_ptr(), stream_of(gate_up));
-    check_launch("swiglu backward kernel");
+    cuda::check_launch("swiglu backward kernel");
     return {grad_gate_up};
   }
 };

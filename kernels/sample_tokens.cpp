@@ -5,6 +5,7 @@
 #ifdef MATHRL_HAVE_CUDA_KERNELS
 #include <c10/cuda/CUDAStream.h>
 
+#include "cuda_launch.h"
 #include "sample_tokens_cuda.h"
 #endif
 
@@ -49,12 +50,11 @@ SampledTokens sample_tokens(const at::Tensor& logits, const at::Tensor& temperat
     SampledTokens out{at::empty({B}, logits.options().dtype(at::kLong)), at::empty({B}, logits.options().dtype(at::kFloat))};
     if (B == 0) return out;
     auto temp = temperature.contiguous(), u = uniform.contiguous();
-    cuda::DType dtype = logits.scalar_type() == at::kFloat ? cuda::DType::F32
-                        : logits.scalar_type() == at::kBFloat16 ? cuda::DType::BF16 : cuda::DType::F16;
-    cuda::launch_sample_tokens(logits.data_ptr(), dtype, B, logits.size(1), logits.stride(0), temp.data_ptr<float>(),
-                               u.data_ptr<float>(), out.tokens.data_ptr<int64_t>(), out.logprobs.data_ptr<float>(),
+    cuda::launch_sample_tokens(logits.data_ptr(), cuda::dtype_of(logits), B, logits.size(1), logits.stride(0),
+                               temp.data_ptr<float>(), u.data_ptr<float>(), out.tokens.data_ptr<int64_t>(),
+                               out.logprobs.data_ptr<float>(),
                                at::cuda::getCurrentCUDAStream(logits.device().index()).stream());
-    if (const char* err = cuda::last_error()) MATHRL_CHECK(false, "sample_tokens kernel failed: ", err);
+    cuda::check_launch("sample_tokens kernel");
     return out;
   }
 #endif

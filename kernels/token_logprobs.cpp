@@ -7,6 +7,7 @@
 #ifdef MATHRL_HAVE_CUDA_KERNELS
 #include <c10/cuda/CUDAStream.h>
 
+#include "cuda_launch.h"
 #include "token_logprobs_cuda.h"
 #endif
 
@@ -21,22 +22,6 @@ bool cuda_kernels_available() {
 }
 
 namespace {
-
-#ifdef MATHRL_HAVE_CUDA_KERNELS
-cuda::DType cuda_dtype(const at::Tensor& t) {
-  switch (t.scalar_type()) {
-    case at::kFloat: return cuda::DType::F32;
-    case at::kBFloat16: return cuda::DType::BF16;
-    case at::kHalf: return cuda::DType::F16;
-    default: MATHRL_CHECK(false, "token_logprobs: unsupported logits dtype ", t.scalar_type());
-  }
-  return cuda::DType::F32;
-}
-
-void check_launch(const char* what) {
-  if (const char* err = cuda::last_error()) MATHRL_CHECK(false, what, " failed: ", err);
-}
-#endif
 
 bool use_cuda(const at::Tensor& logits) {
 #ifdef MATHRL_HAVE_CUDA_KERNELS
@@ -75,12 +60,12 @@ void logsumexp_gather(const at::Tensor& logits, const at::Tensor& targets, doubl
 #ifdef MATHRL_HAVE_CUDA_KERNELS
   if (use_cuda(logits)) {
     auto t = targets.contiguous();
-    cuda::launch_logsumexp_gather(logits.data_ptr(), cuda_dtype(logits), n, vocab, logits.stride(0),
+    cuda::launch_logsumexp_gather(logits.data_ptr(), cuda::dtype_of(logits), n, vocab, logits.stride(0),
                                   t.data_ptr<int64_t>(), static_cast<float>(1.0 / temperature),
                                   lse.data_ptr<float>(), target_logit.data_ptr<float>(),
                                   entropy ? entropy->data_ptr<float>() : nullptr,
                                   at::cuda::getCurrentCUDAStream(logits.device().index()).stream());
-    check_launch("logsumexp_gather kernel");
+    cuda::check_launch("logsumexp_gather kernel");
     return;
   }
 #endif
@@ -101,11 +86,11 @@ void logprob_grad_inplace(at::Tensor& logits, const at::Tensor& targets, const a
     auto t = targets.contiguous();
     auto z = lse.to(at::kFloat).contiguous();
     auto g = grad.to(at::kFloat).contiguous();
-    cuda::launch_logprob_grad(logits.data_ptr(), cuda_dtype(logits), n, vocab, logits.stride(0),
+    cuda::launch_logprob_grad(logits.data_ptr(), cuda::dtype_of(logits), n, vocab, logits.stride(0),
                               t.data_ptr<int64_t>(), z.data_ptr<float>(), g.data_ptr<float>(),
                               static_cast<float>(1.0 / temperature),
                               at::cuda::getCurrentCUDAStream(logits.device().index()).stream());
-    check_launch("logprob_grad kernel");
+    cuda::check_launch("logprob_grad kernel");
     return;
   }
 #endif

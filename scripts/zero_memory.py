@@ -35,11 +35,13 @@ PRESETS = {
 MODES = ["ddp", "zero1", "zero2", "zero3"]
 
 
+def outer_params(s):
+    """Parameters outside the decoder layers: embeddings (and LM head when untied), final norm."""
+    return s["vocab"] * s["hidden"] * (1 if s["tied"] else 2) + s["hidden"]
+
+
 def param_count(s):
-    h, i, L, kvd = s["hidden"], s["intermediate"], s["layers"], s["hidden"] // s["heads"] * s["kv_heads"]
-    per_layer = 2 * h * h + 2 * h * kvd + 3 * h * i + 2 * h  # q, o, k, v, gate/up/down, two RMSNorms
-    emb = s["vocab"] * h * (1 if s["tied"] else 2)
-    return L * per_layer + emb + h
+    return s["layers"] * layer_params(s) + outer_params(s)
 
 
 def layer_params(s):
@@ -89,8 +91,7 @@ def kv_bytes_per_token(s):
 def report(args, shape, psi, mode):
     rows, transient = static_bytes(mode, psi, args.world, args.grad_bytes, not args.no_reference,
                                    layer_params(shape) if shape else psi / 30, args.shard_reference,
-                                   shape["vocab"] * shape["hidden"] * (1 if shape["tied"] else 2) + shape["hidden"]
-                                   if shape else 0.0)
+                                   outer_params(shape) if shape else 0.0)
     gpu = args.gpu_gb * GiB
     reserve = args.reserve_gb * GiB
     static = sum(rows.values())
