@@ -14,7 +14,7 @@ void launch_rms_norm_forward(const void* x, DType dtype, int64_t rows, int64_t h
                              const void* weight, float eps, void* y, float* rstd, void* stream);
 
 // Blocks (= rows of the dweight partial buffer) the RMSNorm backward launches for `rows` rows.
-inline int64_t rms_norm_backward_blocks(int64_t rows) { return rows < 512 ? rows : 512; }
+inline int64_t rms_norm_backward_blocks(int64_t rows) { return rows < 1024 ? rows : 1024; }
 
 // RMSNorm backward: grad_x [rows, hidden] (contiguous, x's dtype) from grad [rows, hidden]
 // (contiguous); when grad_weight_partial is not null, block b also writes row b of the float32

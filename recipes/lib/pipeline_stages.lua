@@ -38,7 +38,7 @@ function M.base(c)
     lr = c.lr,
     schedule = "cosine",
     warmup = c.warmup,
-    min_lr_ratio = 0.1,
+    min_lr_ratio = c.min_lr_ratio or 0.1,
     weight_decay = 0.1,
     log_every = c.log_every,
   }
@@ -61,6 +61,7 @@ function M.instruct(c)
     lr = c.lr,
     schedule = "cosine",
     warmup = c.warmup,
+    min_lr_ratio = c.min_lr_ratio,  -- nil: the stage's default (0.1)
     log_every = c.log_every,
   }
 end

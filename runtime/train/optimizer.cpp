@@ -5,8 +5,10 @@
 
 #include <torch/torch.h>
 
+#include "adamw_step.h"
 #include "common/error.h"
 #include "model/safetensors.h"
+#include "token_logprobs.h"  // cuda_kernels_available
 
 namespace mathrl::train {
 
@@ -49,15 +51,29 @@ void AdamW::zero_grad() {
   for (auto& p : params_)
     if (p.grad().defined()) p.mutable_grad() = at::Tensor();
   accum_live_ = false;
+  held_.clear();
 }
 
 void AdamW::accumulate_grads() {
   if (masters_.empty()) return;  // float32 gradients already accumulate in float32
   at::NoGradGuard no_grad;
-  if (accum_.empty()) {
-    for (const auto& p : params_) accum_.push_back(at::zeros(p.sizes(), p.options().dtype(at::kFloat)));
-  } else if (!accum_live_) {
-    at::_foreach_zero_(accum_);
+  if (!accum_live_ && held_.empty()) {  // the step's first micro-batch: hold its gradients as they are
+    held_.resize(params_.size());
+    for (size_t i = 0; i < params_.size(); ++i) {
+      held_[i] = params_[i].grad();
+      params_[i].mutable_grad() = at::Tensor();
+    }
+    return;
+  }
+  if (!accum_live_) {  // the second: the held gradients start the float32 sums
+    if (accum_.empty())
+      for (const auto& p : params_) accum_.push_back(at::empty(p.sizes(), p.options().dtype(at::kFloat)));
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (held_[i].defined()) accum_[i].copy_(held_[i]);
+      else accum_[i].zero_();
+    }
+    held_.clear();
+    accum_live_ = true;
   }
   for (size_t i = 0; i < params_.size(); ++i) {
     at::Tensor& p = params_[i];
@@ -65,7 +81,6 @@ void AdamW::accumulate_grads() {
     accum_[i].add_(p.grad());
     p.mutable_grad() = at::Tensor();
   }
-  accum_live_ = true;
 }
 
 namespace {
@@ -96,22 +111,43 @@ double global_norm(const std::vector<at::Tensor>& grads) {
 
 }  // namespace
 
-// The step's float32 gradients: the accumulators (with any gradient not yet moved into them), or the
-// parameters' gradients converted.
-std::vector<at::Tensor> AdamW::current_grads() {
+std::vector<at::Tensor> AdamW::current_grads(bool low_precision_ok) {
+  bool in_params = false;  // gradients of a backward not yet taken out of the parameters
+  for (const auto& p : params_) in_params |= p.grad().defined();
+  if (!held_.empty() && in_params) accumulate_grads();  // a second micro-batch: sum in float32
   if (accum_live_) {
     accumulate_grads();
     return accum_;
   }
-  return float_grads(params_);
+  std::vector<at::Tensor> grads;
+  grads.reserve(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const at::Tensor& p = params_[i];
+    at::Tensor g = held_.empty() ? p.grad() : held_[i];
+    if (!g.defined()) g = at::zeros(p.sizes(), low_precision_ok ? p.options() : p.options().dtype(at::kFloat));
+    else if (!low_precision_ok && g.scalar_type() != at::kFloat) g = g.to(at::kFloat);
+    grads.push_back(g);
+  }
+  return grads;
+}
+
+bool AdamW::use_mixed_kernel() const {
+  if (masters_.empty() || hook_ || !options_.mixed_precision_kernel || options_.fused == AdamWOptions::Fused::Off)
+    return false;
+  for (const auto& p : params_)
+    if (!p.is_cuda()) return false;
+  return kernels::cuda_kernels_available();
 }
 
 double AdamW::grad_norm() const {
   at::NoGradGuard no_grad;
-  if (!accum_live_) return global_norm(float_grads(params_));
+  const std::vector<at::Tensor>& base = accum_live_ ? accum_ : held_;
+  if (base.empty()) return global_norm(float_grads(params_));
   std::vector<at::Tensor> grads;
-  for (size_t i = 0; i < params_.size(); ++i)
-    grads.push_back(params_[i].grad().defined() ? accum_[i] + params_[i].grad() : accum_[i]);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    at::Tensor g = base[i].defined() ? base[i].to(at::kFloat) : at::zeros(params_[i].sizes(), params_[i].options().dtype(at::kFloat));
+    grads.push_back(params_[i].grad().defined() ? g + params_[i].grad() : g);
+  }
   return global_norm(grads);
 }
 
@@ -119,7 +155,8 @@ StepResult AdamW::step(double lr, double loss) {
   at::NoGradGuard no_grad;
   StepResult r;
   r.lr = lr;
-  std::vector<at::Tensor> grads = current_grads();
+  const bool mixed = use_mixed_kernel();
+  std::vector<at::Tensor> grads = current_grads(mixed);
   if (hook_) hook_(grads);
   r.grad_norm = global_norm(grads);
   if (!std::isfinite(loss) || !std::isfinite(r.grad_norm)) {
@@ -137,9 +174,11 @@ StepResult AdamW::step(double lr, double loss) {
     return r;
   }
   consecutive_ = 0;
+  double grad_scale = 1.0;  // the clipping factor, applied inside the mixed kernel
   if (options_.clip > 0 && r.grad_norm > options_.clip) {
     double coef = options_.clip / (r.grad_norm + 1e-6);
-    at::_foreach_mul_(grads, coef);
+    if (mixed) grad_scale = coef;
+    else at::_foreach_mul_(grads, coef);
   }
   ++steps_;
   std::vector<size_t> with_decay, without_decay;
@@ -150,10 +189,11 @@ StepResult AdamW::step(double lr, double loss) {
   for (auto* idx : {&with_decay, &without_decay}) {
     if (idx->empty()) continue;
     double wd = idx == &with_decay ? options_.weight_decay : 0.0;
-    if (fused) step_fused(*idx, grads, lr, wd);
+    if (mixed) step_mixed(*idx, grads, lr, wd, grad_scale);
+    else if (fused) step_fused(*idx, grads, lr, wd);
     else step_plain(*idx, grads, lr, wd);
   }
-  if (!masters_.empty())
+  if (!masters_.empty() && !mixed)
     for (size_t i = 0; i < params_.size(); ++i) params_[i].copy_(masters_[i]);
   zero_grad();
   r.applied = true;
@@ -187,10 +227,30 @@ void AdamW::step_fused(const std::vector<size_t>& idx, const std::vector<at::Ten
     vs.push_back(exp_avg_sq_[i]);
     ts.push_back(step_tensors_[i]);
   }
-  // As torch.optim does: the caller advances the step counts, the kernel reads them for bias correction.
-  at::_foreach_add_(ts, 1.0);
+  // The caller sets the step counts, the kernel reads them for bias correction (set, not advanced:
+  // steps taken by step_mixed do not count them).
+  at::_foreach_zero_(ts);
+  at::_foreach_add_(ts, static_cast<double>(steps_));
   at::_fused_adamw_(ps, gs, ms, vs, /*max_exp_avg_sqs=*/{}, ts, lr, options_.beta1, options_.beta2, wd, options_.eps,
                     /*amsgrad=*/false, /*maximize=*/false);
+}
+
+// kernels/adamw_step: the masters, moments and the model's low-precision weights in one pass, the
+// gradients read in their own dtype and multiplied by grad_scale there.
+void AdamW::step_mixed(const std::vector<size_t>& idx, const std::vector<at::Tensor>& grads, double lr, double wd,
+                       double grad_scale) {
+  std::vector<at::Tensor> ms, gs, m1, m2, ps;
+  for (size_t i : idx) {
+    ms.push_back(masters_[i]);
+    gs.push_back(grads[i].contiguous());
+    m1.push_back(exp_avg_[i]);
+    m2.push_back(exp_avg_sq_[i]);
+    ps.push_back(params_[i]);
+  }
+  kernels::AdamWStep s;
+  s.lr = lr, s.beta1 = options_.beta1, s.beta2 = options_.beta2, s.eps = options_.eps, s.weight_decay = wd;
+  s.step = steps_, s.grad_scale = grad_scale;
+  kernels::adamw_step(ms, gs, m1, m2, ps, s);
 }
 
 // ---- state ------------------------------------------------------------------------------------

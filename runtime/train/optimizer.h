@@ -9,8 +9,14 @@
 // Weight decay rule: decay applies to parameters with two or more dimensions (linear weights,
 // embeddings, the LM head); one-dimensional parameters (RMSNorm weights, biases) are not decayed.
 //
-// Paths: CUDA uses ATen's fused kernel (at::_fused_adamw_); CPU (and `fused = false`) uses a
-// per-tensor loop of in-place ops computing the same formula as torch.optim.AdamW.
+// Paths: bf16/fp16 models on CUDA step through kernels/adamw_step (the low-precision gradients read
+// as they are, clipping and the write-back of the masters in the same pass); float32 models on CUDA
+// use ATen's fused kernel (at::_fused_adamw_); CPU (and `fused = Off`) uses a per-tensor loop of
+// in-place ops computing the same formula as torch.optim.AdamW.
+//
+// Gradient accumulation of low-precision models: the first micro-batch's gradients are only held
+// (no float32 buffer exists for a step of one micro-batch); from the second on they are summed in
+// float32 accumulators.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -35,6 +41,10 @@ struct AdamWOptions {
   // Auto: ATen's fused kernel when every parameter is on CUDA, the plain loop otherwise.
   // On: the fused kernel on any device (ATen has a CPU one too). Off: always the plain loop.
   enum class Fused { Auto, On, Off } fused = Fused::Auto;
+  // Low-precision models on CUDA with fused != Off: kernels/adamw_step instead of float32 gradient
+  // copies + ATen's fused kernel + a copy back (off: the latter, e.g. to compare the two). Not with
+  // a gradient hook (data parallelism reduces float32 gradients).
+  bool mixed_precision_kernel = true;
 };
 
 // True when `name`/`param` get weight decay under the rule above.
@@ -67,9 +77,10 @@ class AdamW {
   StepResult step(double lr, double loss);
   void zero_grad();
 
-  // For low-precision models: moves the parameters' current gradients into float32 accumulators
-  // (call it after each micro-batch's backward) so gradient accumulation sums in float32 rather
-  // than in bf16. step() includes and clears them. A no-op for float32 models.
+  // For low-precision models: takes the parameters' current gradients out of the parameters (call
+  // it after each micro-batch's backward) so that gradient accumulation sums in float32 rather than
+  // in bf16: the first micro-batch's are held as they are, later ones summed with them into float32
+  // accumulators. step() includes and clears them. A no-op for float32 models.
   void accumulate_grads();
 
   // Global L2 norm of the current gradients (what step() clips), without changing them.
@@ -90,8 +101,14 @@ class AdamW {
  private:
   void step_plain(const std::vector<size_t>& idx, const std::vector<at::Tensor>& grads, double lr, double wd);
   void step_fused(const std::vector<size_t>& idx, const std::vector<at::Tensor>& grads, double lr, double wd);
+  void step_mixed(const std::vector<size_t>& idx, const std::vector<at::Tensor>& grads, double lr, double wd,
+                  double grad_scale);
   at::Tensor& target(size_t i) { return masters_.empty() ? params_[i] : masters_[i]; }
-  std::vector<at::Tensor> current_grads();
+  // The step's gradients, zeros where a parameter has none: float32 (accumulators or converted
+  // copies), or with `low_precision_ok` the held/current gradients in the parameters' dtype when
+  // the step had one micro-batch.
+  std::vector<at::Tensor> current_grads(bool low_precision_ok);
+  bool use_mixed_kernel() const;
 
   AdamWOptions options_;
   std::vector<std::string> names_;
@@ -101,6 +118,7 @@ class AdamW {
   std::vector<at::Tensor> step_tensors_;  // per-parameter step counters for the fused kernel
   std::vector<at::Tensor> accum_;         // float32 gradient accumulators (low-precision models)
   bool accum_live_ = false;               // accum_ holds gradients of the current step
+  std::vector<at::Tensor> held_;          // the first micro-batch's gradients (low-precision; empty: none)
   std::vector<bool> decay_;
   GradHook hook_;
   int64_t steps_ = 0, skipped_ = 0;

@@ -138,37 +138,42 @@ TEST(AdamW, Bf16ModelKeepsFp32Masters) {
   EXPECT_GT((f32[0].second.detach() - make_params(1, at::kBFloat16).named[0].second.to(at::kFloat)).abs().max().item<double>(), 1e-4);
 }
 
-TEST(AdamW, Bf16GradientsAccumulateInFloat32) {
-  // Two micro-batches' bf16 gradients moved into the float32 accumulators equal one step with the
-  // float32 sum; summing them in bf16 would round.
-  AdamWOptions o = no_clip();
-  o.fused = AdamWOptions::Fused::Off;
-  Params p = make_params(1, at::kBFloat16);
-  AdamW opt(p.named, o);
-  Params ref = make_params(1, at::kBFloat16);
-  std::vector<std::pair<std::string, at::Tensor>> f32;
-  for (auto& [n, t] : ref.named) f32.emplace_back(n, t.detach().to(at::kFloat).set_requires_grad(true));
-  AdamW ref_opt(f32, o);
-  for (int step = 0; step < 3; ++step) {
-    std::vector<at::Tensor> sum(p.named.size());
-    for (int micro = 0; micro < 2; ++micro) {
-      set_grads(p, 10 * step + micro, micro == 0 ? 1.0 : 1e-3);  // a small second term bf16 would lose
-      for (size_t i = 0; i < p.named.size(); ++i) {
-        at::Tensor g = p.named[i].second.grad().to(at::kFloat);
-        sum[i] = micro == 0 ? g : sum[i] + g;
+TEST(AdamW, Bf16GradientsOfAnyMicroBatchCountSumInFloat32) {
+  // One micro-batch's gradients are held as they are (no float32 buffer), more are summed in
+  // float32 (a small second term bf16 would lose); grad_norm() and step() also see gradients of a
+  // backward not yet handed over.
+  for (int micros : {1, 2, 3}) {
+    AdamWOptions o = no_clip();
+    o.fused = AdamWOptions::Fused::Off;
+    Params p = make_params(1, at::kBFloat16);
+    AdamW opt(p.named, o);
+    Params ref = make_params(1, at::kBFloat16);
+    std::vector<std::pair<std::string, at::Tensor>> f32;
+    for (auto& [n, t] : ref.named) f32.emplace_back(n, t.detach().to(at::kFloat).set_requires_grad(true));
+    AdamW ref_opt(f32, o);
+    for (int step = 0; step < 2; ++step) {
+      std::vector<at::Tensor> sum(p.named.size());
+      for (int micro = 0; micro < micros; ++micro) {
+        set_grads(p, 10 * step + micro, micro == 0 ? 1.0 : 1e-3);
+        for (size_t i = 0; i < p.named.size(); ++i) {
+          at::Tensor g = p.named[i].second.grad().to(at::kFloat);
+          sum[i] = micro == 0 ? g : sum[i] + g;
+        }
+        if (micro + 1 < micros || step == 0) {  // step 1: the last one left in the parameters
+          opt.accumulate_grads();
+          for (auto& [n, t] : p.named) EXPECT_FALSE(t.grad().defined());
+        }
       }
-      opt.accumulate_grads();
-      for (auto& [n, t] : p.named) EXPECT_FALSE(t.grad().defined());
+      double norm = 0;
+      for (auto& g : sum) norm += g.pow(2).sum().item<double>();
+      EXPECT_NEAR(opt.grad_norm(), std::sqrt(norm), 1e-5 * std::sqrt(norm)) << micros;
+      for (size_t i = 0; i < f32.size(); ++i) f32[i].second.mutable_grad() = sum[i];
+      EXPECT_NEAR(opt.step(1e-3, 1.0).grad_norm, std::sqrt(norm), 1e-5 * std::sqrt(norm)) << micros;
+      ref_opt.step(1e-3, 1.0);
     }
-    for (size_t i = 0; i < f32.size(); ++i) f32[i].second.mutable_grad() = sum[i];
-    double norm = 0;
-    for (auto& g : sum) norm += g.pow(2).sum().item<double>();
-    EXPECT_NEAR(opt.grad_norm(), std::sqrt(norm), 1e-5 * std::sqrt(norm));
-    EXPECT_NEAR(opt.step(1e-3, 1.0).grad_norm, std::sqrt(norm), 1e-5 * std::sqrt(norm));
-    ref_opt.step(1e-3, 1.0);
+    for (size_t i = 0; i < f32.size(); ++i)
+      EXPECT_TRUE(at::equal(p.named[i].second.detach(), f32[i].second.detach().to(at::kBFloat16))) << micros << " " << i;
   }
-  for (size_t i = 0; i < f32.size(); ++i)
-    EXPECT_TRUE(at::equal(p.named[i].second.detach(), f32[i].second.detach().to(at::kBFloat16))) << i;
 }
 
 TEST(AdamW, ClipsByGlobalNormAndReportsIt) {
