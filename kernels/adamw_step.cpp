@@ -40,13 +40,10 @@ void check_step(const AdamWStep& s) {
   MATHRL_CHECK(s.step >= 1, "adamw_step: step must be >= 1, got ", s.step);
 }
 
-}  // namespace
-
-void adamw_step_reference(const std::vector<at::Tensor>& masters, const std::vector<at::Tensor>& grads,
-                          const std::vector<at::Tensor>& exp_avg, const std::vector<at::Tensor>& exp_avg_sq,
-                          const std::vector<at::Tensor>& params, const AdamWStep& s) {
-  check_lists(masters, grads, exp_avg, exp_avg_sq, params);
-  check_step(s);
+// The reference step on checked arguments.
+void reference_step(const std::vector<at::Tensor>& masters, const std::vector<at::Tensor>& grads,
+                    const std::vector<at::Tensor>& exp_avg, const std::vector<at::Tensor>& exp_avg_sq,
+                    const std::vector<at::Tensor>& params, const AdamWStep& s) {
   at::NoGradGuard no_grad;
   const double bias1 = 1.0 - std::pow(s.beta1, static_cast<double>(s.step));
   const double bias2_sqrt = std::sqrt(1.0 - std::pow(s.beta2, static_cast<double>(s.step)));
@@ -59,6 +56,16 @@ void adamw_step_reference(const std::vector<at::Tensor>& masters, const std::vec
     p.addcdiv_(m, v.sqrt().div_(bias2_sqrt).add_(s.eps), -s.lr / bias1);
     if (!params.empty()) params[i].copy_(p.view_as(params[i]));
   }
+}
+
+}  // namespace
+
+void adamw_step_reference(const std::vector<at::Tensor>& masters, const std::vector<at::Tensor>& grads,
+                          const std::vector<at::Tensor>& exp_avg, const std::vector<at::Tensor>& exp_avg_sq,
+                          const std::vector<at::Tensor>& params, const AdamWStep& s) {
+  check_lists(masters, grads, exp_avg, exp_avg_sq, params);
+  check_step(s);
+  reference_step(masters, grads, exp_avg, exp_avg_sq, params, s);
 }
 
 bool adamw_step_fused(const std::vector<at::Tensor>& masters, const std::vector<at::Tensor>& grads,
@@ -105,7 +112,7 @@ void adamw_step(const std::vector<at::Tensor>& masters, const std::vector<at::Te
     return;
   }
 #endif
-  adamw_step_reference(masters, grads, exp_avg, exp_avg_sq, params, s);
+  reference_step(masters, grads, exp_avg, exp_avg_sq, params, s);
 }
 
 }  // namespace mathrl::kernels

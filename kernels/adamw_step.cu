@@ -72,22 +72,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <class T>
-struct Tag {
-  using type = T;
-};
-
-template <class F>
-void dispatch(DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::F32: f(Tag<float>{}); break;
-    case DType::BF16: f(Tag<__nv_bfloat16>{}); break;
-    case DType::F16: f(Tag<__half>{}); break;
-  }
-}
-
-bool aligned(const void* p, uintptr_t bytes) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % bytes == 0; }
-
 }  // namespace
 
 void launch_adamw_step(float* master, const void* grad, DType grad_dtype, float* exp_avg, float* exp_avg_sq,
@@ -95,8 +79,8 @@ void launch_adamw_step(float* master, const void* grad, DType grad_dtype, float*
   if (n == 0) return;
   auto st = static_cast<cudaStream_t>(stream);
   auto width = [](DType t) -> uintptr_t { return t == DType::F32 ? 16 : 8; };  // bytes of four elements
-  const bool vector = n % 4 == 0 && aligned(master, 16) && aligned(exp_avg, 16) && aligned(exp_avg_sq, 16) &&
-                      aligned(grad, width(grad_dtype)) && aligned(param, width(param_dtype));
+  const bool vector = n % 4 == 0 && aligned_to(master, 16) && aligned_to(exp_avg, 16) && aligned_to(exp_avg_sq, 16) &&
+                      aligned_to(grad, width(grad_dtype)) && aligned_to(param, width(param_dtype));
   const int64_t items = vector ? n / 4 : n;
   const int64_t want = (items + kThreads - 1) / kThreads;
   const auto blocks = static_cast<unsigned>(want < kMaxBlocks ? want : kMaxBlocks);

@@ -1,5 +1,6 @@
 #include <cstdint>
 #include <initializer_list>
+#include <type_traits>
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -54,8 +55,6 @@ template <class T>
 __device__ __forceinline__ void store_pack(T* p, const Pack<T>& k) {
   *reinterpret_cast<uint4*>(p) = k.raw;
 }
-
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // ---- RMSNorm -----------------------------------------------------------------------------------
 
@@ -225,9 +224,22 @@ int rms_norm_packs_per_thread(int64_t hidden, int64_t x_row_stride, std::initial
   constexpr int N = Pack<T>::kN;
   if (hidden % N != 0 || x_row_stride % N != 0) return 0;
   for (const void* p : pointers)
-    if (p && !aligned16(p)) return 0;
+    if (!aligned_to(p, 16)) return 0;
   const int64_t c = (hidden / N + kThreads - 1) / kThreads;
   return c <= 4 ? static_cast<int>(c) : 0;
+}
+
+// Calls f(std::integral_constant<int, C>{}) for C = packs in 1..4 (the vector RMSNorm kernels'
+// instantiations) and returns true; false for any other count.
+template <class F>
+bool with_packs_per_thread(int packs, F&& f) {
+  switch (packs) {
+    case 1: f(std::integral_constant<int, 1>{}); return true;
+    case 2: f(std::integral_constant<int, 2>{}); return true;
+    case 3: f(std::integral_constant<int, 3>{}); return true;
+    case 4: f(std::integral_constant<int, 4>{}); return true;
+    default: return false;
+  }
 }
 
 // ---- RoPE --------------------------------------------------------------------------------------
@@ -420,25 +432,8 @@ bool rope_vectorizable(int64_t head_dim, std::initializer_list<int64_t> strides,
   for (int64_t st : strides)
     if (st % N != 0) return false;
   for (const void* p : ptrs)
-    if (!aligned16(p)) return false;
+    if (!aligned_to(p, 16)) return false;
   return true;
-}
-
-// ---- dispatch ----------------------------------------------------------------------------------
-
-template <class T>
-struct Tag {
-  using type = T;
-};
-
-// Calls launch(Tag<T>{}) with T the storage type of dtype.
-template <class F>
-void dispatch(DType dtype, F&& launch) {
-  switch (dtype) {
-    case DType::F32: launch(Tag<float>{}); break;
-    case DType::BF16: launch(Tag<__nv_bfloat16>{}); break;
-    case DType::F16: launch(Tag<__half>{}); break;
-  }
 }
 
 }  // namespace
@@ -453,13 +448,11 @@ void launch_rms_norm_forward(const void* x, DType dtype, int64_t rows, int64_t h
     auto* wt = static_cast<const T*>(weight);
     auto* yt = static_cast<T*>(y);
     const unsigned grid = grid_for(rows);
-    switch (rms_norm_packs_per_thread<T>(hidden, x_row_stride, {x, weight, y})) {
-      case 1: rms_norm_forward_vec_kernel<T, 1><<<grid, kThreads, 0, s>>>(xt, rows, hidden, x_row_stride, wt, eps, yt, rstd); break;
-      case 2: rms_norm_forward_vec_kernel<T, 2><<<grid, kThreads, 0, s>>>(xt, rows, hidden, x_row_stride, wt, eps, yt, rstd); break;
-      case 3: rms_norm_forward_vec_kernel<T, 3><<<grid, kThreads, 0, s>>>(xt, rows, hidden, x_row_stride, wt, eps, yt, rstd); break;
-      case 4: rms_norm_forward_vec_kernel<T, 4><<<grid, kThreads, 0, s>>>(xt, rows, hidden, x_row_stride, wt, eps, yt, rstd); break;
-      default: rms_norm_forward_kernel<T><<<grid, kThreads, 0, s>>>(xt, rows, hidden, x_row_stride, wt, eps, yt, rstd);
-    }
+    const bool vec = with_packs_per_thread(rms_norm_packs_per_thread<T>(hidden, x_row_stride, {x, weight, y}), [&](auto c) {
+      rms_norm_forward_vec_kernel<T, decltype(c)::value>
+          <<<grid, kThreads, 0, s>>>(xt, rows, hidden, x_row_stride, wt, eps, yt, rstd);
+    });
+    if (!vec) rms_norm_forward_kernel<T><<<grid, kThreads, 0, s>>>(xt, rows, hidden, x_row_stride, wt, eps, yt, rstd);
   });
 }
 
@@ -477,20 +470,12 @@ void launch_rms_norm_backward(const void* x, DType dtype, int64_t rows, int64_t 
     auto* gt = static_cast<const T*>(grad);
     auto* dxt = static_cast<T*>(grad_x);
     float* part = grad_weight_partial;
-    switch (rms_norm_packs_per_thread<T>(hidden, x_row_stride, {x, weight, grad, grad_x})) {
-#define MATHRL_RMS_BWD_VEC(C)                                                                                   \
-  case C:                                                                                                      \
-    rms_norm_backward_vec_kernel<T, C><<<blocks, kThreads, 0, s>>>(xt, rows, hidden, x_row_stride, wt, gt, rstd, \
-                                                                    dxt, part);                                \
-    break;
-      MATHRL_RMS_BWD_VEC(1)
-      MATHRL_RMS_BWD_VEC(2)
-      MATHRL_RMS_BWD_VEC(3)
-      MATHRL_RMS_BWD_VEC(4)
-#undef MATHRL_RMS_BWD_VEC
-      default:
-        rms_norm_backward_kernel<T><<<blocks, kThreads, 0, s>>>(xt, rows, hidden, x_row_stride, wt, gt, rstd, dxt, part);
-    }
+    const int packs = rms_norm_packs_per_thread<T>(hidden, x_row_stride, {x, weight, grad, grad_x});
+    const bool vec = with_packs_per_thread(packs, [&](auto c) {
+      rms_norm_backward_vec_kernel<T, decltype(c)::value>
+          <<<blocks, kThreads, 0, s>>>(xt, rows, hidden, x_row_stride, wt, gt, rstd, dxt, part);
+    });
+    if (!vec) rms_norm_backward_kernel<T><<<blocks, kThreads, 0, s>>>(xt, rows, hidden, x_row_stride, wt, gt, rstd, dxt, part);
   });
 }
 
@@ -530,7 +515,7 @@ void launch_swiglu_forward(const void* gate_up, DType dtype, int64_t rows, int64
   auto s = static_cast<cudaStream_t>(stream);
   dispatch(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const bool vec = inter % Pack<T>::kN == 0 && aligned16(gate_up) && aligned16(y);
+    const bool vec = inter % Pack<T>::kN == 0 && aligned_to(gate_up, 16) && aligned_to(y, 16);
     auto kernel = vec ? swiglu_forward_vec_kernel<T> : swiglu_forward_kernel<T>;
     kernel<<<grid_for(rows), kThreads, 0, s>>>(static_cast<const T*>(gate_up), rows, inter, static_cast<T*>(y));
   });
@@ -542,7 +527,7 @@ void launch_swiglu_backward(const void* gate_up, const void* grad, DType dtype, 
   auto s = static_cast<cudaStream_t>(stream);
   dispatch(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const bool vec = inter % Pack<T>::kN == 0 && aligned16(gate_up) && aligned16(grad) && aligned16(grad_gate_up);
+    const bool vec = inter % Pack<T>::kN == 0 && aligned_to(gate_up, 16) && aligned_to(grad, 16) && aligned_to(grad_gate_up, 16);
     auto kernel = vec ? swiglu_backward_vec_kernel<T> : swiglu_backward_kernel<T>;
     kernel<<<grid_for(rows), kThreads, 0, s>>>(static_cast<const T*>(gate_up), static_cast<const T*>(grad), rows,
                                                 inter, static_cast<T*>(grad_gate_up));

@@ -4,9 +4,9 @@
 # own time limit; everything lands in $OUT/round.tgz plus $OUT/summary.txt (the device tool returns
 # a few files only).
 #   bash scripts/gpu_perf_round.sh      (carry .debs and .gpu-shared; see scripts/gpu_stage_benches.sh)
-# Env: OUT (gpu-out), STEPS (what to run, in order; default all of:
-#   tests probe sft gen hf; also: sweep), SFT_CONFIGS ("8:false": micro_batch:checkpointing, each profiled), GEN ("0.5b:64 1.5b:8 1.5b:64": preset:G),
-#   HF ("1.5b:64": transformers runs, preset:G), LIMIT_<STEP> seconds per step.
+# Env: OUT (gpu-out), STEPS (what to run, in order; default "tests probe sft gen hf"; also: sweep),
+#   SFT_CONFIGS ("8:false": micro_batch:checkpointing pairs, each profiled), GEN ("0.5b:64 1.5b:8
+#   1.5b:64": preset:G), HF ("1.5b:64": transformers runs, preset:G), LIMIT_<STEP> seconds per step.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-gpu-out}"

@@ -85,17 +85,26 @@ void AdamW::accumulate_grads() {
 
 namespace {
 
-// Gradients as float32 (copies for low-precision parameters), zeros where a parameter has none.
-std::vector<at::Tensor> float_grads(const std::vector<at::Tensor>& params) {
-  std::vector<at::Tensor> grads;
-  grads.reserve(params.size());
-  for (const auto& p : params) {
-    at::Tensor g = p.grad();
-    if (!g.defined()) g = at::zeros(p.sizes(), p.options().dtype(at::kFloat));
-    else if (g.scalar_type() != at::kFloat) g = g.to(at::kFloat);
-    grads.push_back(g);
+// `grads[i]` as parameter i's gradient (empty list: the parameters' own): zeros where there is
+// none, and float32 copies of low-precision ones unless keep_dtype.
+std::vector<at::Tensor> step_grads(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
+                                   bool keep_dtype) {
+  std::vector<at::Tensor> out;
+  out.reserve(params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    const at::Tensor& p = params[i];
+    at::Tensor g = grads.empty() ? p.grad() : grads[i];
+    if (!g.defined()) g = at::zeros(p.sizes(), keep_dtype ? p.options() : p.options().dtype(at::kFloat));
+    else if (!keep_dtype && g.scalar_type() != at::kFloat) g = g.to(at::kFloat);
+    out.push_back(g);
   }
-  return grads;
+  return out;
+}
+
+bool all_on_cuda(const std::vector<at::Tensor>& params) {
+  for (const auto& p : params)
+    if (!p.is_cuda()) return false;
+  return true;
 }
 
 double global_norm(const std::vector<at::Tensor>& grads) {
@@ -119,35 +128,21 @@ std::vector<at::Tensor> AdamW::current_grads(bool low_precision_ok) {
     accumulate_grads();
     return accum_;
   }
-  std::vector<at::Tensor> grads;
-  grads.reserve(params_.size());
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const at::Tensor& p = params_[i];
-    at::Tensor g = held_.empty() ? p.grad() : held_[i];
-    if (!g.defined()) g = at::zeros(p.sizes(), low_precision_ok ? p.options() : p.options().dtype(at::kFloat));
-    else if (!low_precision_ok && g.scalar_type() != at::kFloat) g = g.to(at::kFloat);
-    grads.push_back(g);
-  }
-  return grads;
+  return step_grads(params_, held_, low_precision_ok);
 }
 
-bool AdamW::use_mixed_kernel() const {
-  if (masters_.empty() || hook_ || !options_.mixed_precision_kernel || options_.fused == AdamWOptions::Fused::Off)
-    return false;
-  for (const auto& p : params_)
-    if (!p.is_cuda()) return false;
-  return kernels::cuda_kernels_available();
+bool AdamW::use_mixed_kernel(bool all_cuda) const {
+  return !masters_.empty() && !hook_ && options_.mixed_precision_kernel &&
+         options_.fused != AdamWOptions::Fused::Off && all_cuda && kernels::cuda_kernels_available();
 }
 
 double AdamW::grad_norm() const {
   at::NoGradGuard no_grad;
   const std::vector<at::Tensor>& base = accum_live_ ? accum_ : held_;
-  if (base.empty()) return global_norm(float_grads(params_));
-  std::vector<at::Tensor> grads;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    at::Tensor g = base[i].defined() ? base[i].to(at::kFloat) : at::zeros(params_[i].sizes(), params_[i].options().dtype(at::kFloat));
-    grads.push_back(params_[i].grad().defined() ? g + params_[i].grad() : g);
-  }
+  std::vector<at::Tensor> grads = step_grads(params_, base, false);
+  if (!base.empty())  // plus a backward's gradients not yet taken out of the parameters
+    for (size_t i = 0; i < params_.size(); ++i)
+      if (params_[i].grad().defined()) grads[i] = grads[i] + params_[i].grad();
   return global_norm(grads);
 }
 
@@ -155,7 +150,8 @@ StepResult AdamW::step(double lr, double loss) {
   at::NoGradGuard no_grad;
   StepResult r;
   r.lr = lr;
-  const bool mixed = use_mixed_kernel();
+  const bool all_cuda = all_on_cuda(params_);
+  const bool mixed = use_mixed_kernel(all_cuda);
   std::vector<at::Tensor> grads = current_grads(mixed);
   if (hook_) hook_(grads);
   r.grad_norm = global_norm(grads);
@@ -183,8 +179,6 @@ StepResult AdamW::step(double lr, double loss) {
   ++steps_;
   std::vector<size_t> with_decay, without_decay;
   for (size_t i = 0; i < params_.size(); ++i) (decay_[i] ? with_decay : without_decay).push_back(i);
-  bool all_cuda = true;
-  for (const auto& p : params_) all_cuda &= p.is_cuda();
   const bool fused = options_.fused == AdamWOptions::Fused::On || (options_.fused == AdamWOptions::Fused::Auto && all_cuda);
   for (auto* idx : {&with_decay, &without_decay}) {
     if (idx->empty()) continue;

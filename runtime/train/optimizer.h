@@ -108,7 +108,7 @@ class AdamW {
   // copies), or with `low_precision_ok` the held/current gradients in the parameters' dtype when
   // the step had one micro-batch.
   std::vector<at::Tensor> current_grads(bool low_precision_ok);
-  bool use_mixed_kernel() const;
+  bool use_mixed_kernel(bool all_cuda) const;
 
   AdamWOptions options_;
   std::vector<std::string> names_;
