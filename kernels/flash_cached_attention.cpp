@@ -29,7 +29,8 @@ bool flash_cached_attention_supported(at::ScalarType q_dtype, int64_t heads, con
 }
 
 at::Tensor flash_cached_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
-                                  const at::Tensor& slots, const at::Tensor& last, double scale) {
+                                  const at::Tensor& slots, const at::Tensor& last, double scale,
+                                  const SharedPrefix& prefix) {
   MATHRL_CHECK(q.dim() == 4 && k_cache.dim() == 4 && k_cache.sizes() == v_cache.sizes() && v_cache.is_contiguous(),
                "flash_cached_attention: q [B, T, heads, D], caches [slots, kv_heads, max_len, D]");
   MATHRL_CHECK(flash_cached_attention_supported(q.scalar_type(), q.size(2), k_cache),
@@ -45,16 +46,31 @@ at::Tensor flash_cached_attention(const at::Tensor& q, const at::Tensor& k_cache
   at::Tensor k_rows = k_cache.as_strided({rows, kv_heads, D}, {D, max_len * D, 1});
   at::Tensor v_rows = v_cache.as_strided({rows, kv_heads, D}, {D, max_len * D, 1});
   auto i32 = q.options().dtype(at::kInt);
-  at::Tensor key_start = (slots.to(at::kLong) * (kv_heads * max_len)).to(at::kInt);
-  at::Tensor cu_k = at::cat({key_start, at::full({1}, rows, i32)});
   at::Tensor cu_q = at::arange(0, (B + 1) * T, T, i32);
-  at::Tensor used_k = (last.to(at::kInt) + 1).contiguous();
   at::Tensor q_rows = q.reshape({B * T, heads, D});
   if (q_rows.stride(-1) != 1) q_rows = q_rows.contiguous();
-  auto result = at::_flash_attention_forward(q_rows, k_rows, v_rows, cu_q, cu_k, T, max_len, 0.0, /*is_causal=*/T > 1,
-                                             /*return_debug_mask=*/false, std::optional<double>(scale), std::nullopt,
-                                             std::nullopt, used_k, std::nullopt);
-  return std::get<0>(result).view({B, T, heads, D});
+  // Keys of row b: `count[b]` rows from row `start[b]` of the view (slot * kv_heads * max_len + position).
+  auto attend = [&](const at::Tensor& start, const at::Tensor& count) {
+    at::Tensor cu_k = at::cat({start.to(at::kInt), at::full({1}, rows, i32)});
+    return at::_flash_attention_forward(q_rows, k_rows, v_rows, cu_q, cu_k, T, max_len, 0.0, /*is_causal=*/T > 1,
+                                        /*return_debug_mask=*/false, std::optional<double>(scale), std::nullopt,
+                                        std::nullopt, count.to(at::kInt).contiguous(), std::nullopt);
+  };
+  const at::Tensor slot_rows = slots.to(at::kLong) * (kv_heads * max_len), used = last.to(at::kLong) + 1;
+  if (!prefix.defined()) return std::get<0>(attend(slot_rows, used)).view({B, T, heads, D});
+  MATHRL_CHECK(T == 1, "flash_cached_attention: a shared prefix needs one new token per row (decode)");
+  const at::Tensor shared = at::minimum(prefix.len.to(at::kLong), used);
+  auto in_prefix = attend(prefix.slot.to(at::kLong) * (kv_heads * max_len), shared);
+  auto own = attend(slot_rows + shared, used - shared);
+  // Varlen FlashAttention returns the log-sum-exp as [heads, total_q] (total_q = B here).
+  auto lse = [&](const at::Tensor& l) {
+    MATHRL_CHECK(l.dim() == 2 && l.size(0) == heads && l.size(1) == B, "flash_cached_attention: unexpected lse shape ",
+                 l.sizes());
+    return l.t();
+  };
+  at::Tensor out = merge_attention_parts(std::get<0>(in_prefix).view({B, heads, D}), lse(std::get<1>(in_prefix)),
+                                         std::get<0>(own).view({B, heads, D}), lse(std::get<1>(own)));
+  return out.view({B, T, heads, D});
 }
 
 }  // namespace mathrl::kernels

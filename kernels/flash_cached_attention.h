@@ -8,6 +8,8 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include "decode_attention.h"  // SharedPrefix
+
 namespace mathrl::kernels {
 
 // True when flash_cached_attention runs for queries of `q_dtype` over this cache: a CUDA cache in
@@ -18,7 +20,11 @@ bool flash_cached_attention_supported(at::ScalarType q_dtype, int64_t heads, con
 // q [B, T, heads, D]: row b's T new tokens at positions last[b]-T+1 .. last[b] of slot slots[b],
 // whose keys/values are already in the caches. Each token attends causally to positions
 // 0..its own. slots, last [B] integer tensors on q's device. Returns [B, T, heads, D].
+// With a shared prefix (decode only, T == 1): two FlashAttention calls, one over each row's prefix
+// positions in the prefix's slot and one over the rest in its own slot, merged by their
+// log-sum-exps (merge_attention_parts).
 at::Tensor flash_cached_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
-                                  const at::Tensor& slots, const at::Tensor& last, double scale);
+                                  const at::Tensor& slots, const at::Tensor& last, double scale,
+                                  const SharedPrefix& prefix = {});
 
 }  // namespace mathrl::kernels

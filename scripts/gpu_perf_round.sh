@@ -6,7 +6,7 @@
 #   bash scripts/gpu_perf_round.sh      (carry .debs and .gpu-shared; see scripts/gpu_stage_benches.sh)
 # Env: OUT (gpu-out), STEPS (what to run, in order; default "tests probe sft gen hf"; also: sweep),
 #   SFT_CONFIGS ("8:false": micro_batch:checkpointing pairs, each profiled), GEN ("0.5b:64 1.5b:8
-#   1.5b:64": preset:G), HF ("1.5b:64": transformers runs, preset:G), LIMIT_<STEP> seconds per step.
+#   1.5b:64": preset:G[:flags], see the gen step), HF ("1.5b:64": transformers runs, preset:G), LIMIT_<STEP> seconds per step.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-gpu-out}"
@@ -49,11 +49,21 @@ for step in $STEPS; do
     sweep)  # the CPU-size pipeline sweep (scripts/gpu_cpu_sweep.sh), detached: collect it with MODE=wait
       MODE=start WAIT_S=0 OUT="$work/sweep_start" bash scripts/gpu_cpu_sweep.sh > "$work/sweep_start.txt" 2>&1
       note "sweep started: $(head -1 "$work/sweep_start/sweep.txt")" ;;
-    gen)
+    gen)  # preset:G[:flags], flags comma-separated: share (MATHRL_SHARE_PREFIX=1), kernel
+      # (MATHRL_DECODE_ATTENTION=kernel: our decode kernel instead of FlashAttention), profile (decode steps 200-204)
       for pg in ${GEN:-0.5b:64 1.5b:8 1.5b:64}; do
-        timeout "$(limit GEN 150)" "$bin" bench generate --preset "${pg%%:*}" --device cuda --prompts 64 --n "${pg##*:}" \
-          --prompt-len 256 --max-new-tokens 512 --split-timing > "$work/gen_${pg/:/_g}.txt" 2>&1
-        note "gen $pg exit $?: $(tail -3 "$work/gen_${pg/:/_g}.txt" | tr '\n' ' ')"
+        IFS=: read -r preset g flags <<< "$pg"
+        name="gen_${preset}_g${g}${flags:+_${flags//,/_}}"
+        share=0 attention=flash profile=""
+        [[ ",$flags," == *",share,"* ]] && share=1
+        [[ ",$flags," == *",kernel,"* ]] && attention=kernel
+        [[ ",$flags," == *",profile,"* ]] && profile="$work/profile_$name:200:5"
+        MATHRL_SHARE_PREFIX=$share MATHRL_DECODE_ATTENTION=$attention MATHRL_PROFILE="$profile" timeout "$(limit GEN 150)" \
+          "$bin" bench generate --preset "$preset" --device cuda --prompts 64 --n "$g" --prompt-len 256 \
+          --max-new-tokens 512 --split-timing > "$work/$name.txt" 2>&1
+        note "gen $pg exit $?: $(tail -3 "$work/$name.txt" | tr '\n' ' ')"
+        [ -n "$profile" ] && [ -f "$work/profile_$name/kernels.md" ] && head -24 "$work/profile_$name/kernels.md" >> "$summary"
+        rm -f "$work/profile_$name/trace.json"
       done ;;
     hf)
       for pg in ${HF:-1.5b:64}; do

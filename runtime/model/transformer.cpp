@@ -125,7 +125,7 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
 
 at::Tensor AttentionImpl::forward_cached(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                          const at::Tensor& positions, const at::Tensor& slots, int64_t span,
-                                         at::Tensor& k_cache, at::Tensor& v_cache) {
+                                         at::Tensor& k_cache, at::Tensor& v_cache, const kernels::SharedPrefix& prefix) {
   const int64_t B = x.size(0), T = x.size(1);
   // Separate projections: a decode step reads each weight once, a concatenation would copy them.
   auto [q_bthd, k_bthd, v_bthd] = project(x, cos, sin, false);
@@ -133,26 +133,36 @@ at::Tensor AttentionImpl::forward_cached(const at::Tensor& x, const at::Tensor& 
   at::Tensor slot_index = slots.unsqueeze(1).expand({B, T});
   k_cache.permute({0, 2, 1, 3}).index_put_({slot_index, positions}, k_bthd.to(k_cache.scalar_type()));
   v_cache.permute({0, 2, 1, 3}).index_put_({slot_index, positions}, v_bthd.to(v_cache.scalar_type()));
-  if (kernels::flash_cached_attention_supported(q_bthd.scalar_type(), heads_, k_cache)) {  // bf16/fp16 on CUDA
+  const bool decode_kernel = T == 1 && kernels::decode_attention_preferred() &&
+                             kernels::decode_attention_uses_kernel(q_bthd.scalar_type(), heads_, k_cache);
+  if (!decode_kernel && kernels::flash_cached_attention_supported(q_bthd.scalar_type(), heads_, k_cache)) {  // bf16/fp16 on CUDA
     at::Tensor out = kernels::flash_cached_attention(q_bthd, k_cache, v_cache, slots, positions.select(1, T - 1),
-                                                     1.0 / std::sqrt(static_cast<double>(head_dim_)));
+                                                     1.0 / std::sqrt(static_cast<double>(head_dim_)), prefix);
     return o_proj(out.view({B, T, heads_ * head_dim_}));
   }
   if (span == 0) {  // one new token per row, attention read in place from the cache (kernels/decode_attention)
     at::Tensor out = kernels::decode_attention(q_bthd.squeeze(1), k_cache, v_cache, slots, positions.view({B}),
-                                               1.0 / std::sqrt(static_cast<double>(head_dim_)));
+                                               1.0 / std::sqrt(static_cast<double>(head_dim_)), prefix);
     return o_proj(out.view({B, 1, heads_ * head_dim_}));
   }
   at::Tensor q = q_bthd.transpose(1, 2);
   // Attend over the slot's positions 0..span-1 with a per-row causal mask. The query heads of a
   // group share their K/V head: grouping the queries ([B, kv_heads, group * T, D]) reads each
   // cached key once instead of expanding K/V to every head.
-  at::Tensor keys = k_cache.index_select(0, slots).narrow(2, 0, span).to(q.scalar_type());
-  at::Tensor values = v_cache.index_select(0, slots).narrow(2, 0, span).to(q.scalar_type());
+  // Gather the span only (narrow first): early in a decode the span is a fraction of max_len.
+  auto gather = [&](const at::Tensor& cache, const at::Tensor& rows) {
+    return cache.narrow(2, 0, span).index_select(0, rows).to(q.scalar_type());
+  };
+  at::Tensor keys = gather(k_cache, slots), values = gather(v_cache, slots);
+  at::Tensor key_pos = at::arange(span, positions.options()).view({1, 1, 1, span});
+  if (prefix.defined()) {  // positions below the row's prefix length come from the prefix's slot
+    at::Tensor from_prefix = (key_pos < prefix.len.view({B, 1, 1, 1})).transpose(-1, -2);  // [B, 1, span, 1]
+    keys = at::where(from_prefix, gather(k_cache, prefix.slot), keys);
+    values = at::where(from_prefix, gather(v_cache, prefix.slot), values);
+  }
   const int64_t group = heads_ / kv_heads_;
   at::Tensor qg = q.reshape({B, kv_heads_, group * T, head_dim_});
   at::Tensor scores = at::matmul(qg, keys.transpose(-1, -2)).to(at::kFloat) / std::sqrt(static_cast<double>(head_dim_));
-  at::Tensor key_pos = at::arange(span, positions.options()).view({1, 1, 1, span});
   at::Tensor mask = (key_pos <= positions.view({B, 1, T, 1})).repeat({1, 1, group, 1});  // [B, 1, group * T, span]
   at::Tensor probs = at::softmax(scores.masked_fill(mask.logical_not(), -INFINITY), -1).to(q.scalar_type());
   at::Tensor out = at::matmul(probs, values).view({B, heads_, T, head_dim_});
@@ -344,13 +354,20 @@ at::Tensor DecoderImpl::forward_cached(const at::Tensor& ids, const at::Tensor& 
     span = positions.max().item<int64_t>() + 1;
     MATHRL_CHECK(span <= cache.max_len, "position ", span - 1, " is outside the cache of ", cache.max_len);
   }
+  // Decode steps on a cache that shares prefixes read each row's prompt from the prompt's slot.
+  kernels::SharedPrefix prefix;
+  if (cache.shares_prefixes && ids.size(1) == 1) {
+    at::Tensor rows = slots.to(at::kLong);
+    prefix = {cache.prefix_slot.index_select(0, rows), cache.prefix_len.index_select(0, rows)};
+  }
   at::Tensor h = model->embed_tokens(ids);
   size_t i = 0;
   for (const auto& m : *model->layers) {
     auto layer = m->as<DecoderLayerImpl>();
     std::optional<Materialized> in_place;
     if (host_) in_place.emplace(host_, static_cast<int64_t>(i));
-    h = h + layer->self_attn->forward_cached(layer->input_layernorm(h), cos, sin, positions, slots, span, cache.k[i], cache.v[i]);
+    h = h + layer->self_attn->forward_cached(layer->input_layernorm(h), cos, sin, positions, slots, span, cache.k[i],
+                                             cache.v[i], prefix);
     h = h + layer->mlp(layer->post_attention_layernorm(h));
     ++i;
   }
@@ -382,7 +399,8 @@ at::Tensor DecoderImpl::values(const at::Tensor& hidden) {
   return value_head(hidden).squeeze(-1);
 }
 
-KvCache KvCache::allocate(const ModelConfig& c, int64_t slots, int64_t max_len, at::ScalarType dtype, at::Device device) {
+KvCache KvCache::allocate(const ModelConfig& c, int64_t slots, int64_t max_len, at::ScalarType dtype, at::Device device,
+                          bool share_prefixes) {
   KvCache cache;
   cache.slots = slots;
   cache.max_len = max_len;
@@ -391,7 +409,27 @@ KvCache KvCache::allocate(const ModelConfig& c, int64_t slots, int64_t max_len, 
     cache.k.push_back(at::zeros({slots, c.num_key_value_heads, max_len, c.head_size()}, opts));
     cache.v.push_back(at::zeros({slots, c.num_key_value_heads, max_len, c.head_size()}, opts));
   }
+  if (share_prefixes) {
+    cache.shares_prefixes = true;
+    cache.prefix_slot = at::arange(slots, opts.dtype(at::kLong));
+    cache.prefix_len = at::zeros({slots}, opts.dtype(at::kLong));
+  }
   return cache;
+}
+
+void KvCache::share_prefix(const std::vector<int64_t>& rows, const std::vector<int64_t>& sources,
+                           const std::vector<int64_t>& lens) {
+  MATHRL_CHECK(shares_prefixes, "share_prefix: this cache was allocated without shared prefixes");
+  MATHRL_CHECK(rows.size() == sources.size() && rows.size() == lens.size(), "share_prefix: one source and length per slot");
+  if (rows.empty()) return;
+  for (size_t i = 0; i < rows.size(); ++i)
+    MATHRL_CHECK(rows[i] >= 0 && rows[i] < slots && sources[i] >= 0 && sources[i] < slots && lens[i] >= 0 &&
+                     lens[i] <= max_len,
+                 "share_prefix: slot ", rows[i], " <- slot ", sources[i], " positions [0, ", lens[i], ") outside the cache");
+  const auto device = prefix_slot.device();
+  at::Tensor index = at::tensor(rows, at::kLong).to(device);
+  prefix_slot.index_put_({index}, at::tensor(sources, at::kLong).to(device));
+  prefix_len.index_put_({index}, at::tensor(lens, at::kLong).to(device));
 }
 
 void KvCache::copy_prefix(int64_t src, int64_t dst, int64_t len) {

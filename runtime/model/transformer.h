@@ -20,16 +20,26 @@
 
 #include <torch/torch.h>
 
+#include "decode_attention.h"  // kernels::SharedPrefix
 #include "model/config.h"
 
 namespace mathrl::model {
 
 // Preallocated keys and values: per layer [slots, kv_heads, max_len, head_dim].
+// With shared prefixes, a decode step of slot s reads its positions [0, prefix_len[s]) from slot
+// prefix_slot[s] (the slot that holds the prompt), the rest from its own; prefill reads and writes
+// each row's own slot. The two maps are device tensors updated in place, so CUDA graphs captured
+// against the cache see every update.
 struct KvCache {
   std::vector<at::Tensor> k, v;
   int64_t slots = 0, max_len = 0;
+  bool shares_prefixes = false;
+  at::Tensor prefix_slot, prefix_len;  // [slots] int64 (shares_prefixes only); identity and 0 at first
   static KvCache allocate(const ModelConfig& config, int64_t slots, int64_t max_len, at::ScalarType dtype,
-                          at::Device device);
+                          at::Device device, bool share_prefixes = false);
+  // Slot slots[i] reads positions [0, lens[i]) from slot sources[i] from now on (itself included).
+  void share_prefix(const std::vector<int64_t>& slots, const std::vector<int64_t>& sources,
+                    const std::vector<int64_t>& lens);
   // Copies positions [0, len) of slot `src` into slot `dst` (samples of one prompt share its prefill).
   void copy_prefix(int64_t src, int64_t dst, int64_t len);
   // The same into several slots: two copies per layer, whatever the number of destinations.
@@ -68,8 +78,10 @@ class AttentionImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& attn_mask);
   // span: keys at positions [0, span) of each slot are read (max position + 1); 0 with one token
   // per row: the in-place decode kernel reads each row's own positions (kernels/decode_attention.h).
+  // prefix: each row's shared prompt prefix (decode on a cache that shares prefixes), else undefined.
   at::Tensor forward_cached(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& positions,
-                            const at::Tensor& slots, int64_t span, at::Tensor& k_cache, at::Tensor& v_cache);
+                            const at::Tensor& slots, int64_t span, at::Tensor& k_cache, at::Tensor& v_cache,
+                            const kernels::SharedPrefix& prefix = {});
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:

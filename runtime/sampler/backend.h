@@ -3,6 +3,7 @@
 // adapted to it; tests use a tiny scripted backend. All tensors live on device().
 #pragma once
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 #include <torch/torch.h>
@@ -38,6 +39,18 @@ class DecodeBackend {
   // copy_prefix from one source into several slots.
   virtual void copy_prefix_to(int64_t src, const std::vector<int64_t>& dsts, int64_t len) {
     for (int64_t d : dsts) copy_prefix(src, d, len);
+  }
+
+  // Shared prefixes instead of copies: when true, the engine calls share_prefix for every admitted
+  // slot (a prompt's own slot names itself) and keeps a prompt's slot, unused, until the last
+  // sample reading it finishes.
+  virtual bool shares_prefixes() const { return false; }
+  struct PrefixShare {
+    int64_t slot, source, len;  // decode of `slot` reads positions [0, len) from slot `source`
+  };
+  virtual void share_prefix(const std::vector<PrefixShare>& shares) {
+    (void)shares;
+    throw std::logic_error("share_prefix on a backend that does not share prefixes");
   }
 
   // One step for B sequences: token t_i ([B] int64) at position p_i ([B] int64) of slot s_i

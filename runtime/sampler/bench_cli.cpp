@@ -6,7 +6,9 @@
 // LLaMA-style preset (--preset 0.5b|1.5b, Qwen2-like shapes), ignoring EOS so every sequence runs
 // max_new_tokens. Reports tokens/s and the fraction of the memory-bandwidth roofline: the bytes a
 // decode step must read (weights once + every live sequence's K/V) over the measured device copy
-// bandwidth, compared with the measured decode time.
+// bandwidth, compared with the measured decode time; roofline_fraction_shared counts each shared
+// prompt's K/V once per step (what an engine that shares prefixes must read).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -18,6 +20,7 @@
 #include "sampler/engine.h"
 #include "sampler/model_backend.h"
 #include "sampler/sampler_cli.h"
+#include "train/step_profiler.h"
 
 namespace mathrl::sampler {
 namespace {
@@ -120,6 +123,12 @@ int bench_generate(const cli::Args& args) {
   }
   const double bandwidth = copy_bandwidth(device);
 
+  // MATHRL_PROFILE=DIR[:FIRST[:COUNT]] profiles decode steps FIRST.. of the measured run.
+  auto profiler = train::StepProfiler::from_env();
+  if (profiler) {
+    opt.before_decode_step = [&](int64_t step) { profiler->before_step(step); };
+    opt.after_decode_step = [&](int64_t step) { profiler->after_step(step); };
+  }
   Engine engine(backend, opt);
   auto t0 = Clock::now();
   auto out = engine.generate(requests);
@@ -132,14 +141,23 @@ int bench_generate(const cli::Args& args) {
   const double w_bytes = static_cast<double>(weight_bytes(config, dtype)) -
                          (config.tie_word_embeddings ? 0.0 : double(config.vocab_size * config.hidden_size * c10::elementSize(dtype)));
   const double kv_pos = static_cast<double>(kv_bytes_per_position(config, dtype));
-  double kv_read = 0;
+  // KV: decode step t (1..len-1) of a sequence reads prompt + t cached positions. With shared
+  // prefixes the samples of a prompt read one copy of it: counted once per step while its longest
+  // sample runs (all of a prompt's samples run together here), so the bytes an engine must read.
+  double kv_read = 0, kv_read_shared = 0;
+  std::vector<double> longest(requests.size(), 0.0);
   for (const auto& c : out) {
-    // Decode step t (1..len-1) of a sequence reads prompt + t cached positions.
     const double L = c.prompt_tokens, T = static_cast<double>(c.ids.size());
     if (T > 1) kv_read += kv_pos * ((T - 1) * L + (T - 1) * T / 2.0);
+    if (T > 1) kv_read_shared += kv_pos * (T - 1) * T / 2.0;
+    longest[c.request] = std::max(longest[c.request], T);
   }
-  const double decode_bytes = w_bytes * static_cast<double>(st.decode_steps) + kv_read;
+  for (size_t r = 0; r < requests.size(); ++r)
+    if (longest[r] > 1) kv_read_shared += kv_pos * (longest[r] - 1) * static_cast<double>(requests[r].prompt_ids.size());
+  const double weight_read = w_bytes * static_cast<double>(st.decode_steps);
+  const double decode_bytes = weight_read + kv_read;
   const double roofline_seconds = decode_bytes / bandwidth;
+  const double roofline_shared_seconds = (weight_read + kv_read_shared) / bandwidth;
   const double tokens_per_s = static_cast<double>(st.generated_tokens) / seconds;
 
   std::string json = str(
@@ -153,6 +171,8 @@ int bench_generate(const cli::Args& args) {
       ",\"forward_seconds\":", st.forward_seconds, ",\"sample_seconds\":", st.sample_seconds,
       ",\"copy_bandwidth_gbs\":", bandwidth / 1e9, ",\"decode_bytes\":", decode_bytes,
       ",\"roofline_decode_seconds\":", roofline_seconds, ",\"roofline_fraction\":", roofline_seconds / std::max(st.decode_seconds, 1e-9),
+      ",\"prefix_shares\":", st.prefix_shares, ",\"decode_bytes_shared\":", weight_read + kv_read_shared,
+      ",\"roofline_fraction_shared\":", roofline_shared_seconds / std::max(st.decode_seconds, 1e-9),
       "}\n");
   std::fputs(json.c_str(), stdout);
   if (args.has("out")) write_file_atomic(args.str("out"), json);

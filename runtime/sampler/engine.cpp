@@ -23,12 +23,14 @@ struct Slot {
   int sample = 0;
   int64_t pos = 0;       // next cache position to write (= tokens in the cache + 1 pending)
   int max_new = 0;
+  int64_t prefix_owner = -1;  // shared prefixes: the slot holding this sample's prompt, when not its own
   Completion out;
 };
 
 struct RequestState {
   int admitted = 0;
   torch::Tensor first_logits;  // the prefill's last logits, kept until every sample is admitted
+  int64_t prompt_owner = -1;   // shared prefixes: the slot holding the prompt's KV, while one does
 };
 
 }  // namespace
@@ -118,6 +120,18 @@ std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
     return v == 1;
   };
 
+  // Shared prefixes: pins[i] counts the live samples reading slot i's prompt besides its own; a
+  // slot is free when it is inactive and unpinned.
+  const bool sharing = backend_.shares_prefixes();
+  std::vector<int> pins(slots.size(), 0);
+  std::vector<int64_t> prompt_of(slots.size(), -1);  // the request whose prompt a slot holds (sharing)
+  auto is_free = [&](size_t i) { return !slots[i].active && pins[i] == 0; };
+  auto release_if_free = [&](size_t i) {
+    if (!is_free(i) || prompt_of[i] < 0) return;
+    req_state[static_cast<size_t>(prompt_of[i])].prompt_owner = -1;
+    prompt_of[i] = -1;
+  };
+
   auto finish = [&](Slot& s, const char* reason) {
     s.out.finish_reason = reason;
     if (tok && std::string(reason) != "stop") {  // "stop" already set the cut text
@@ -127,7 +141,13 @@ std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
     }
     if (on_done) on_done(s.out);
     results[first_result[s.request] + static_cast<size_t>(s.sample)] = std::move(s.out);
+    const int64_t owner = s.prefix_owner;
     s = Slot{};
+    release_if_free(static_cast<size_t>(&s - slots.data()));
+    if (owner >= 0) {
+      --pins[static_cast<size_t>(owner)];
+      release_if_free(static_cast<size_t>(owner));
+    }
   };
 
   // Appends a sampled token; returns true when the sequence is finished (and the slot freed).
@@ -180,8 +200,9 @@ std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
     std::vector<size_t> to_prefill;                      // slots whose prompt runs through the model
     std::vector<std::pair<size_t, int64_t>> to_copy;     // (slot, source slot holding the prompt)
     std::vector<int64_t> prompt_slot(requests.size(), -1);  // slot holding request r's prompt this round
+    std::vector<DecodeBackend::PrefixShare> shares;
     for (size_t i = 0; i < slots.size() && !waiting.empty(); ++i) {
-      if (slots[i].active) continue;
+      if (!is_free(i)) continue;
       auto [r, j] = waiting.front();
       waiting.pop_front();
       const Request& q = requests[r];
@@ -197,6 +218,21 @@ std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
       s.out.sample = j;
       s.out.prompt_tokens = static_cast<int>(L);
       RequestState& rs = req_state[r];
+      if (sharing) {
+        // The prompt's slot (from this round or an earlier one) serves every later sample.
+        if (rs.prompt_owner >= 0) {
+          s.prefix_owner = rs.prompt_owner;
+          ++pins[static_cast<size_t>(rs.prompt_owner)];
+          shares.push_back({static_cast<int64_t>(i), rs.prompt_owner, L});
+        } else {
+          to_prefill.push_back(i);
+          rs.prompt_owner = static_cast<int64_t>(i);
+          prompt_of[i] = static_cast<int64_t>(r);
+          shares.push_back({static_cast<int64_t>(i), static_cast<int64_t>(i), L});
+        }
+        admitted.push_back(i);
+        continue;
+      }
       if (prompt_slot[r] < 0 && rs.first_logits.defined()) {
         // Any live sibling from an earlier round still holds the prompt's KV in positions [0, L).
         for (size_t k = 0; k < slots.size(); ++k)
@@ -244,6 +280,10 @@ std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
         backend_.copy_prefix_to(src, dsts, L);
         stats_.prefix_copies += static_cast<int64_t>(dsts.size());
       }
+      if (!shares.empty()) {
+        backend_.share_prefix(shares);
+        stats_.prefix_shares += static_cast<int64_t>(shares.size()) - static_cast<int64_t>(to_prefill.size());
+      }
       stats_.prefill_seconds += seconds_since(t0);
     }
     std::vector<torch::Tensor> first_logits;
@@ -258,7 +298,8 @@ std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
       auto res = sampler_.sample(torch::stack(first_logits), rows);
       for (size_t k = 0; k < admitted.size(); ++k) push_token(slots[admitted[k]], res.tokens[k], res.logprobs[k]);
       // A sample that finished on its first token frees its slot: admit again before decoding.
-      bool any_free = std::any_of(slots.begin(), slots.end(), [](const Slot& s) { return !s.active; });
+      bool any_free = false;
+      for (size_t i = 0; i < slots.size(); ++i) any_free |= is_free(i);
       if (any_free && !waiting.empty()) continue;
     }
 
@@ -279,6 +320,7 @@ std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
       rows.push_back(row_spec(slots[i]));
     }
     auto dev = backend_.device();
+    if (options_.before_decode_step) options_.before_decode_step(stats_.decode_steps);
     auto t0 = Clock::now();
     auto logits = backend_.decode(torch::tensor(tokens, torch::kInt64).to(dev), torch::tensor(positions, torch::kInt64).to(dev),
                                   torch::tensor(slot_ids, torch::kInt64).to(dev));
@@ -290,6 +332,7 @@ std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
     auto res = sampler_.sample(logits, rows);
     if (options_.split_timing) stats_.sample_seconds += seconds_since(t_sample);
     stats_.decode_seconds += seconds_since(t0);
+    if (options_.after_decode_step) options_.after_decode_step(stats_.decode_steps);
     ++stats_.decode_steps;
     auto t_host = Clock::now();
     for (size_t k = 0; k < live.size(); ++k) {

@@ -1,5 +1,7 @@
 // The rollout engine: requests (prompt ids, n samples, sampling parameters) in, completions out.
-// One prefill per prompt, its KV rows copied into the slots of that prompt's other samples;
+// One prefill per prompt; the prompt's other samples read its KV rows in place (shared prefixes,
+// when the backend supports them: the prompt's slot stays reserved until its last sample ends) or
+// get a copy of them;
 // continuous batching (a finished sequence's slot takes the next waiting sample at once); stops on
 // EOS, stop strings (checked on the decoded tail, only after a token whose text may complete one)
 // or max_new_tokens.
@@ -48,10 +50,13 @@ struct EngineOptions {
   std::vector<int32_t> eos_ids;        // any of these ends a sequence (unless ignore_eos)
   const Tokenizer* tokenizer = nullptr;  // for text and stop strings; nullptr = no text
   bool split_timing = false;           // fill EngineStats::forward_seconds / sample_seconds (benchmarks)
+  // Called around each decode step with its index (0, 1, ...): a profiler's window (bench generate).
+  std::function<void(int64_t)> before_decode_step, after_decode_step;
 };
 
 struct EngineStats {
   int64_t prefills = 0, prefix_copies = 0, decode_steps = 0, generated_tokens = 0, prompt_tokens = 0;
+  int64_t prefix_shares = 0;  // samples that read another slot's prompt instead of a copy
   double prefill_seconds = 0, decode_seconds = 0;
   // With EngineOptions::split_timing: decode_seconds split into the model step and sampling (the
   // device is synchronized after each model step to tell them apart; off by default).

@@ -32,9 +32,9 @@ struct ModelBackend::Graphs {
 
 namespace {
 
-bool graphs_allowed_by_env() {
-  const char* v = std::getenv("MATHRL_CUDA_GRAPHS");
-  return !(v && std::string(v) == "0");
+bool off_by_env(const char* name) {
+  const char* v = std::getenv(name);
+  return v && std::string(v) == "0";
 }
 
 // 1, 2, 4, 8, 16, then about 1.5x apart (multiples of 16): few graphs, at most ~1/3 padding.
@@ -45,11 +45,21 @@ int64_t bucket_for(int64_t batch, int64_t max_bucket) {
   return std::min(b, max_bucket);
 }
 
+// Shared prefixes save the prompt copies and let a prompt's samples read one copy of its KV, but
+// the attention paths we have do not turn that into speed yet: on the CPU the prefix gather costs
+// more than the copy, and on an H200 FlashAttention's two calls (each padding a decode row's query
+// heads to its 128-row tile) made 0.5B decode 10-15% slower (scripts/gpu_notes.md, stop 19). So
+// they are opt-in: MATHRL_SHARE_PREFIX=1.
+bool shares_by_default() {
+  const char* v = std::getenv("MATHRL_SHARE_PREFIX");
+  return v && std::string(v) == "1";
+}
+
 }  // namespace
 
 ModelBackend::ModelBackend(model::Decoder decoder, torch::Device device, torch::ScalarType cache_dtype)
     : decoder_(std::move(decoder)), config_(decoder_->config()), device_(device), cache_dtype_(cache_dtype),
-      graphs_(std::make_unique<Graphs>()) {
+      graphs_(std::make_unique<Graphs>()), share_prefixes_(shares_by_default()) {
   decoder_->eval();
 }
 
@@ -67,10 +77,19 @@ void ModelBackend::allocate(int64_t slots, int64_t max_len) {
   graphs_ = std::make_unique<Graphs>();  // graphs captured against the old cache are invalid now
   cache_ = model::KvCache();  // free the old cache before the new one is allocated
   // With graphs, one extra slot takes the padding rows of a bucket.
-  const bool may_graph = device_.is_cuda() && graphs_allowed_by_env();
-  cache_ = model::KvCache::allocate(config_, slots + (may_graph ? 1 : 0), max_len, cache_dtype_, device_);
+  const bool may_graph = device_.is_cuda() && !off_by_env("MATHRL_CUDA_GRAPHS");
+  cache_ = model::KvCache::allocate(config_, slots + (may_graph ? 1 : 0), max_len, cache_dtype_, device_, share_prefixes_);
   use_graphs_ = may_graph && decoder_->attends_cache_in_place(cache_, 1);
   scratch_slot_ = use_graphs_ ? slots : -1;
+  // Padding rows decode position 1 of the scratch slot with a one-position prefix, so neither
+  // part of a shared-prefix attention is empty for them (decode runs only when max_len >= 2).
+  if (use_graphs_ && share_prefixes_) cache_.share_prefix({scratch_slot_}, {scratch_slot_}, {1});
+}
+
+void ModelBackend::share_prefix(const std::vector<PrefixShare>& shares) {
+  std::vector<int64_t> rows, sources, lens;
+  for (const auto& s : shares) rows.push_back(s.slot), sources.push_back(s.source), lens.push_back(s.len);
+  cache_.share_prefix(rows, sources, lens);
 }
 
 torch::Tensor ModelBackend::prefill(const torch::Tensor& ids, int64_t slot) {
@@ -129,17 +148,17 @@ torch::Tensor ModelBackend::decode(const torch::Tensor& tokens, const torch::Ten
     if (!g.tokens.defined()) {
       auto opts = torch::TensorOptions().dtype(torch::kInt64).device(device_);
       g.tokens = torch::zeros({max_bucket}, opts);
-      g.positions = torch::zeros({max_bucket}, opts);
+      g.positions = torch::full({max_bucket}, padding_position(), opts);
       g.slots = torch::full({max_bucket}, scratch_slot_, opts);
       g.pool = at::cuda::graph_pool_handle();
     }
-    // Real rows first; padding rows decode token 0 at position 0 of the scratch slot.
+    // Real rows first; padding rows decode token 0 at padding_position() of the scratch slot.
     g.tokens.narrow(0, 0, B).copy_(tokens);
     g.positions.narrow(0, 0, B).copy_(positions);
     g.slots.narrow(0, 0, B).copy_(slots);
     if (bucket > B) {
       g.tokens.narrow(0, B, bucket - B).zero_();
-      g.positions.narrow(0, B, bucket - B).zero_();
+      g.positions.narrow(0, B, bucket - B).fill_(padding_position());
       g.slots.narrow(0, B, bucket - B).fill_(scratch_slot_);
     }
     auto it = g.by_bucket.find(bucket);

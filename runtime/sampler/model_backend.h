@@ -30,6 +30,9 @@ class ModelBackend : public DecodeBackend {
   // overwrites before it ever reads them.
   std::vector<torch::Tensor> prefill_many(const std::vector<torch::Tensor>& ids, const std::vector<int64_t>& slots) override;
   void copy_prefix_to(int64_t src, const std::vector<int64_t>& dsts, int64_t len) override;
+  // Opt-in (MATHRL_SHARE_PREFIX=1): measured slower than copies so far (model_backend.cpp).
+  bool shares_prefixes() const override { return share_prefixes_; }
+  void share_prefix(const std::vector<PrefixShare>& shares) override;
   torch::Tensor decode(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& slots) override;
 
   const model::ModelConfig& config() const { return config_; }
@@ -39,10 +42,12 @@ class ModelBackend : public DecodeBackend {
   int64_t graphs_captured() const;
 
  private:
+  int64_t padding_position() const { return share_prefixes_ ? 1 : 0; }
   torch::Tensor decode_eager(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& slots);
   struct Graphs;  // CUDA-only state
   std::unique_ptr<Graphs> graphs_;
   bool use_graphs_ = false;
+  bool share_prefixes_ = true;
   int64_t scratch_slot_ = -1;
   model::Decoder decoder_;
   model::ModelConfig config_;

@@ -60,3 +60,46 @@ TEST(DecodeAttention, FlashPathIsNotTakenOnCpuOrInFloat32) {
   EXPECT_ANY_THROW(flash_cached_attention(torch::zeros({1, 1, 2, 8}, torch::kBFloat16), bf16, bf16,
                                           torch::tensor(std::vector<int64_t>{0}), torch::tensor(std::vector<int64_t>{0}), 1.0));
 }
+
+// A shared prefix reads positions [0, len) from another slot: the same as attention over a cache
+// where those rows were copied into the row's own slot.
+TEST(DecodeAttention, SharedPrefixEqualsCopiedPrefix) {
+  torch::manual_seed(8);
+  const int64_t slots = 5, kv = 2, heads = 4, max_len = 30, D = 8;
+  at::Tensor k = torch::randn({slots, kv, max_len, D}), v = torch::randn({slots, kv, max_len, D});
+  std::vector<int64_t> slot_ids = {1, 2, 3, 0}, pos = {12, 20, 9, 4}, src = {0, 0, 3, 0}, len = {7, 7, 9, 0};
+  at::Tensor q = torch::randn({4, heads, D});
+  SharedPrefix prefix{torch::tensor(src), torch::tensor(len)};
+  at::Tensor got = decode_attention(q, k, v, torch::tensor(slot_ids), torch::tensor(pos), 0.3, prefix);
+  at::Tensor kc = k.clone(), vc = v.clone();
+  for (size_t b = 0; b < slot_ids.size(); ++b) {
+    kc[slot_ids[b]].narrow(1, 0, len[b]).copy_(k[src[b]].narrow(1, 0, len[b]));
+    vc[slot_ids[b]].narrow(1, 0, len[b]).copy_(v[src[b]].narrow(1, 0, len[b]));
+  }
+  at::Tensor want = decode_attention(q, kc, vc, torch::tensor(slot_ids), torch::tensor(pos), 0.3);
+  EXPECT_TRUE(torch::allclose(got, want, 1e-6, 1e-6));
+  EXPECT_FALSE(torch::allclose(got, decode_attention(q, k, v, torch::tensor(slot_ids), torch::tensor(pos), 0.3), 1e-3, 1e-3));
+}
+
+// Attention over keys A then over keys B, merged by their log-sum-exps, equals attention over A
+// and B together; an empty part (lse +inf, as FlashAttention reports one) drops out.
+TEST(DecodeAttention, MergedPartsEqualAttentionOverTheUnion) {
+  torch::manual_seed(9);
+  const int64_t B = 3, heads = 2, D = 4, n1 = 5, n2 = 7;
+  at::Tensor q = torch::randn({B, heads, 1, D}, torch::kDouble);
+  at::Tensor k = torch::randn({B, heads, n1 + n2, D}, torch::kDouble), v = torch::randn({B, heads, n1 + n2, D}, torch::kDouble);
+  auto attend = [&](int64_t from, int64_t n) {
+    at::Tensor s = at::matmul(q, k.narrow(2, from, n).transpose(-1, -2));  // [B, heads, 1, n]
+    at::Tensor lse = at::logsumexp(s, -1).squeeze(-1);
+    return std::make_pair(at::matmul(at::softmax(s, -1), v.narrow(2, from, n)).squeeze(2), lse);
+  };
+  auto [o1, l1] = attend(0, n1);
+  auto [o2, l2] = attend(n1, n2);
+  auto [all, unused] = attend(0, n1 + n2);
+  at::Tensor merged = merge_attention_parts(o1.to(at::kFloat), l1.to(at::kFloat), o2.to(at::kFloat), l2.to(at::kFloat));
+  EXPECT_TRUE(torch::allclose(merged.to(at::kDouble), all, 1e-5, 1e-5));
+  at::Tensor empty = torch::full({B, heads}, INFINITY);
+  at::Tensor alone = merge_attention_parts(torch::zeros({B, heads, D}), empty, o2.to(at::kFloat), l2.to(at::kFloat));
+  EXPECT_TRUE(torch::allclose(alone.to(at::kDouble), o2, 1e-6, 1e-6));
+  EXPECT_ANY_THROW(merge_attention_parts(o1.to(at::kFloat), l1.to(at::kFloat).t(), o2.to(at::kFloat), l2.to(at::kFloat)));
+}

@@ -70,6 +70,20 @@ TEST(EngineGpu, CudaGraphsGiveTheEagerTokens) {
   }
 }
 
+// Shared prefixes (MATHRL_SHARE_PREFIX=1) against copies, with graphs: in float32 the decode kernel
+// reads the same values either way, so the tokens agree exactly.
+TEST(EngineGpu, SharedPrefixesGiveTheCopiedTokensInFloat32) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU";
+  auto decoder = model::random_decoder(small_config(), 5, torch::kFloat32, torch::kCUDA);
+  setenv("MATHRL_SHARE_PREFIX", "1", 1);
+  auto shared = run(decoder, torch::kFloat32, true);
+  setenv("MATHRL_SHARE_PREFIX", "0", 1);
+  auto copied = run(decoder, torch::kFloat32, true);
+  unsetenv("MATHRL_SHARE_PREFIX");
+  ASSERT_EQ(shared.size(), copied.size());
+  for (size_t i = 0; i < shared.size(); ++i) EXPECT_EQ(shared[i].ids, copied[i].ids) << "completion " << i;
+}
+
 TEST(EngineGpu, LogprobsEqualFullForwardInFloat32) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU";
   auto decoder = model::random_decoder(small_config(), 4, torch::kFloat32, torch::kCUDA);

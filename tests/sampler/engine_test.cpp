@@ -75,11 +75,15 @@ std::vector<Request> mixed_requests() {
 
 }  // namespace
 
+// Both ways of serving a prompt's samples: copies of its KV rows, and shared prefixes (where a
+// prompt slot reused while a sample still reads it would change that sample's tokens).
 TEST(Engine, MatchesSequentialReferenceForEveryBatchSize) {
   const std::vector<int32_t> eos = {1};
   auto requests = mixed_requests();
+  for (bool share : {false, true})
   for (int64_t max_batch : {1, 2, 3, 5, 8, 64}) {
-    test::ToyBackend model(16, 64);
+    SCOPED_TRACE(share ? "shared prefixes" : "copied prefixes");
+    test::ToyBackend model(16, 64, 1, 3.0, share);
     EngineOptions opt;
     opt.max_batch = max_batch;
     opt.eos_ids = eos;
@@ -100,6 +104,8 @@ TEST(Engine, MatchesSequentialReferenceForEveryBatchSize) {
     }
     EXPECT_EQ(k, out.size());
     EXPECT_LE(model.max_decode_batch, max_batch);
+    if (share) EXPECT_EQ(model.copies, 0);
+    if (share && max_batch == 64) EXPECT_EQ(model.shares, 11);  // 17 samples of 6 prompts
   }
 }
 
@@ -131,6 +137,38 @@ TEST(Engine, OnePrefillPerPromptSharedBySamples) {
   EXPECT_EQ(model.last_slots, 11);
 }
 
+TEST(Engine, SharedPrefixesNeedNoCopies) {
+  test::ToyBackend model(16, 64, 1, 3.0, /*share=*/true);
+  Engine engine(model, EngineOptions{});
+  std::vector<Request> r = {req({3, 4, 5}, 8, sampled(1.0), 1, 10, true), req({6}, 3, sampled(1.0), 2, 10, true)};
+  auto out = engine.generate(r);
+  EXPECT_EQ(model.prefills, 2);
+  EXPECT_EQ(model.copies, 0);
+  EXPECT_EQ(model.shares, 9);
+  EXPECT_EQ(engine.stats().prefix_shares, 9);
+  EXPECT_EQ(engine.stats().prefix_copies, 0);
+  for (int j = 0; j < 8; ++j) EXPECT_EQ(out[j].ids, reference(model, r[0], j, {}).ids);
+}
+
+// The prompt's slot stays reserved while its samples run: with 3 slots and n = 3 the second
+// request waits for all three, and a prompt slot whose own sample ended first is not reused.
+TEST(Engine, PromptSlotIsKeptUntilItsLastSampleEnds) {
+  const std::vector<int32_t> eos = {1};
+  for (int64_t max_batch : {2, 3, 4}) {
+    test::ToyBackend model(16, 64, 7, 3.0, /*share=*/true);
+    EngineOptions opt;
+    opt.max_batch = max_batch;
+    opt.eos_ids = eos;
+    Engine engine(model, opt);
+    std::vector<Request> r = {req({2, 3}, 3, sampled(1.0), 3, 30), req({4, 4, 4}, 3, sampled(1.0), 4, 30),
+                              req({9}, 2, sampled(1.0), 5, 30)};
+    auto out = engine.generate(r);
+    size_t k = 0;
+    for (size_t q = 0; q < r.size(); ++q)
+      for (int j = 0; j < r[q].n; ++j, ++k) EXPECT_EQ(out[k].ids, reference(model, r[q], j, eos).ids) << "max_batch " << max_batch;
+  }
+}
+
 TEST(Engine, FreedSlotTakesNextRequestAtOnce) {
   test::ToyBackend model(16, 64);
   EngineOptions opt;
@@ -158,6 +196,13 @@ TEST(Engine, SiblingAdmittedLaterCopiesFromLiveSlot) {
   auto out = engine.generate(r);
   for (int j = 0; j < 5; ++j) EXPECT_EQ(out[j].ids, reference(model, r[0], j, {}).ids);
   EXPECT_EQ(model.prefills + model.copies, 5);
+  // Shared: a prompt slot serves later samples while any sample reads it, else a new prefill.
+  test::ToyBackend shared(16, 64, 1, 3.0, /*share=*/true);
+  Engine engine2(shared, opt);
+  out = engine2.generate(r);
+  for (int j = 0; j < 5; ++j) EXPECT_EQ(out[j].ids, reference(shared, r[0], j, {}).ids);
+  EXPECT_EQ(shared.prefills + shared.shares, 5);
+  EXPECT_EQ(shared.copies, 0);
 }
 
 TEST(Engine, LengthClampedToContext) {

@@ -3,6 +3,7 @@
 // full-sequence forward, and seeded sampling is the same for every batch size.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "common/jsonl.h"
@@ -149,5 +150,48 @@ TEST(ModelGenerate, SeededSamplingSameForEveryBatchSize) {
       continue;
     }
     for (size_t i = 0; i < out.size(); ++i) EXPECT_EQ(out[i].ids, first[i]) << "completion " << i << " max_batch " << max_batch;
+  }
+}
+
+// Shared prefixes (the default) and copied ones (MATHRL_SHARE_PREFIX=0) read the same keys and
+// values, so they give the same tokens and log-probabilities.
+TEST(ModelGenerate, SharedPrefixesGiveTheCopiedTokens) {
+  auto models = parity_models();
+  ASSERT_FALSE(models.empty());
+  auto decoder = model::load_decoder(models.front().second, torch::kFloat32, torch::kCPU);
+  std::vector<Request> requests;
+  for (int p = 0; p < 3; ++p) {
+    Request r;
+    r.prompt_ids = {static_cast<int32_t>(11 + p), 21, 31, static_cast<int32_t>(41 + 5 * p)};
+    r.n = 4;
+    r.params.temperature = 0.9;
+    r.seed = mix_seed(7, static_cast<uint64_t>(p));
+    r.max_new_tokens = 8 + 4 * p;
+    r.ignore_eos = true;
+    requests.push_back(r);
+  }
+  auto run = [&](bool share, int64_t max_batch) {
+    setenv("MATHRL_SHARE_PREFIX", share ? "1" : "0", 1);
+    ModelBackend backend(decoder, torch::kCPU, torch::kFloat32);
+    unsetenv("MATHRL_SHARE_PREFIX");
+    EXPECT_EQ(backend.shares_prefixes(), share);
+    EngineOptions opt;
+    opt.max_batch = max_batch;
+    Engine engine(backend, opt);
+    auto out = engine.generate(requests);
+    EXPECT_EQ(engine.stats().prefix_copies > 0, !share);
+    EXPECT_EQ(engine.stats().prefix_shares > 0, share);
+    return out;
+  };
+  for (int64_t max_batch : {3, 12}) {
+    auto copied = run(false, max_batch), shared = run(true, max_batch);
+    ASSERT_EQ(copied.size(), shared.size());
+    for (size_t i = 0; i < copied.size(); ++i) {
+      EXPECT_EQ(shared[i].ids, copied[i].ids) << "completion " << i << " max_batch " << max_batch;
+      // With all 12 in one batch the rows match bit for bit; with 3 slots the batches differ.
+      ASSERT_EQ(shared[i].logprobs.size(), copied[i].logprobs.size());
+      for (size_t t = 0; t < copied[i].logprobs.size(); ++t)
+        EXPECT_NEAR(shared[i].logprobs[t], copied[i].logprobs[t], max_batch == 12 ? 0.0 : 1e-5) << "completion " << i;
+    }
   }
 }

@@ -1,7 +1,10 @@
 // A scripted DecodeBackend for engine tests: its "KV cache" holds the tokens themselves, and the
 // logits of a position are a fixed random row chosen by a hash of the whole prefix. So any cache
 // mistake (wrong slot, wrong copy, wrong position) changes the output, and a plain sequential
-// reference (logits_for(prefix)) is easy to write.
+// reference (logits_for(prefix)) is easy to write. With `share` it shares prefixes the way the model
+// backend does: a slot's first positions are read from the slot share_prefix named, and a decode
+// of a slot that share_prefix never named is an error (so is a prompt slot reused too early: its
+// readers then see another prompt).
 #pragma once
 #include <stdexcept>
 #include <vector>
@@ -13,7 +16,8 @@ namespace mathrl::test {
 
 class ToyBackend : public sampler::DecodeBackend {
  public:
-  ToyBackend(int64_t vocab, int64_t context, uint64_t seed = 1, double scale = 3.0) : vocab_(vocab), context_(context) {
+  ToyBackend(int64_t vocab, int64_t context, uint64_t seed = 1, double scale = 3.0, bool share = false)
+      : vocab_(vocab), context_(context), share_(share) {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
     table_ = torch::randn({kRows, vocab}, gen, torch::kFloat32) * scale;
   }
@@ -25,6 +29,8 @@ class ToyBackend : public sampler::DecodeBackend {
   void allocate(int64_t slots, int64_t max_len) override {
     MATHRL_CHECK(max_len <= context_, "cache longer than the context");
     cache_ = torch::full({slots, max_len}, -1, torch::kInt64);
+    prefix_source_.assign(static_cast<size_t>(slots), -1);
+    prefix_len_.assign(static_cast<size_t>(slots), 0);
     allocations++;
     last_slots = slots;
     last_max_len = max_len;
@@ -43,6 +49,16 @@ class ToyBackend : public sampler::DecodeBackend {
     copies++;
   }
 
+  bool shares_prefixes() const override { return share_; }
+  void share_prefix(const std::vector<PrefixShare>& shares) override {
+    MATHRL_CHECK(share_, "share_prefix on a copying backend");
+    for (const auto& s : shares) {
+      prefix_source_[static_cast<size_t>(s.slot)] = s.source;
+      prefix_len_[static_cast<size_t>(s.slot)] = s.len;
+      if (s.slot != s.source) this->shares++;
+    }
+  }
+
   torch::Tensor decode(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& slots) override {
     const int64_t B = tokens.size(0);
     max_decode_batch = std::max(max_decode_batch, B);
@@ -51,7 +67,13 @@ class ToyBackend : public sampler::DecodeBackend {
       int64_t s = slots[b].item<int64_t>(), p = positions[b].item<int64_t>();
       MATHRL_CHECK(p < cache_.size(1), "decode past the cache end: position ", p, " of ", cache_.size(1));
       cache_[s][p] = tokens[b];
-      auto row = cache_[s].slice(0, 0, p + 1).contiguous();
+      auto row = cache_[s].slice(0, 0, p + 1).clone();
+      if (share_) {
+        const auto src = prefix_source_[static_cast<size_t>(s)];
+        const auto len = prefix_len_[static_cast<size_t>(s)];
+        MATHRL_CHECK(src >= 0 && len <= p, "slot ", s, " decodes without a prefix set");
+        row.slice(0, 0, len).copy_(cache_[src].slice(0, 0, len));
+      }
       std::vector<int64_t> prefix(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + p + 1);
       for (auto t : prefix) MATHRL_CHECK(t >= 0, "slot ", s, " reads an unwritten position");
       out.push_back(logits_for(prefix));
@@ -66,13 +88,15 @@ class ToyBackend : public sampler::DecodeBackend {
     return table_[static_cast<int64_t>(h % kRows)].clone();
   }
 
-  int prefills = 0, copies = 0, allocations = 0;
+  int prefills = 0, copies = 0, allocations = 0, shares = 0;
   int64_t last_slots = 0, last_max_len = 0, max_decode_batch = 0;
 
  private:
   static constexpr int64_t kRows = 257;
   int64_t vocab_, context_;
+  bool share_;
   torch::Tensor table_, cache_;
+  std::vector<int64_t> prefix_source_, prefix_len_;
 };
 
 }  // namespace mathrl::test
