@@ -148,8 +148,10 @@ int bench_generate(const cli::Args& args) {
   std::vector<double> longest(requests.size(), 0.0);
   for (const auto& c : out) {
     const double L = c.prompt_tokens, T = static_cast<double>(c.ids.size());
-    if (T > 1) kv_read += kv_pos * ((T - 1) * L + (T - 1) * T / 2.0);
-    if (T > 1) kv_read_shared += kv_pos * (T - 1) * T / 2.0;
+    if (T > 1) {
+      kv_read += kv_pos * ((T - 1) * L + (T - 1) * T / 2.0);
+      kv_read_shared += kv_pos * (T - 1) * T / 2.0;
+    }
     longest[c.request] = std::max(longest[c.request], T);
   }
   for (size_t r = 0; r < requests.size(); ++r)

@@ -32,9 +32,9 @@ struct ModelBackend::Graphs {
 
 namespace {
 
-bool off_by_env(const char* name) {
+bool env_is(const char* name, const char* value) {
   const char* v = std::getenv(name);
-  return v && std::string(v) == "0";
+  return v && std::string(v) == value;
 }
 
 // 1, 2, 4, 8, 16, then about 1.5x apart (multiples of 16): few graphs, at most ~1/3 padding.
@@ -45,21 +45,16 @@ int64_t bucket_for(int64_t batch, int64_t max_bucket) {
   return std::min(b, max_bucket);
 }
 
+}  // namespace
+
 // Shared prefixes save the prompt copies and let a prompt's samples read one copy of its KV, but
 // the attention paths we have do not turn that into speed yet: on the CPU the prefix gather costs
 // more than the copy, and on an H200 FlashAttention's two calls (each padding a decode row's query
 // heads to its 128-row tile) made 0.5B decode 10-15% slower (scripts/gpu_notes.md, stop 19). So
 // they are opt-in: MATHRL_SHARE_PREFIX=1.
-bool shares_by_default() {
-  const char* v = std::getenv("MATHRL_SHARE_PREFIX");
-  return v && std::string(v) == "1";
-}
-
-}  // namespace
-
 ModelBackend::ModelBackend(model::Decoder decoder, torch::Device device, torch::ScalarType cache_dtype)
     : decoder_(std::move(decoder)), config_(decoder_->config()), device_(device), cache_dtype_(cache_dtype),
-      graphs_(std::make_unique<Graphs>()), share_prefixes_(shares_by_default()) {
+      graphs_(std::make_unique<Graphs>()), share_prefixes_(env_is("MATHRL_SHARE_PREFIX", "1")) {
   decoder_->eval();
 }
 
@@ -77,7 +72,7 @@ void ModelBackend::allocate(int64_t slots, int64_t max_len) {
   graphs_ = std::make_unique<Graphs>();  // graphs captured against the old cache are invalid now
   cache_ = model::KvCache();  // free the old cache before the new one is allocated
   // With graphs, one extra slot takes the padding rows of a bucket.
-  const bool may_graph = device_.is_cuda() && !off_by_env("MATHRL_CUDA_GRAPHS");
+  const bool may_graph = device_.is_cuda() && !env_is("MATHRL_CUDA_GRAPHS", "0");
   cache_ = model::KvCache::allocate(config_, slots + (may_graph ? 1 : 0), max_len, cache_dtype_, device_, share_prefixes_);
   use_graphs_ = may_graph && decoder_->attends_cache_in_place(cache_, 1);
   scratch_slot_ = use_graphs_ ? slots : -1;
