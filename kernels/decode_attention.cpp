@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "decode_attention_cpu.h"
 
 #ifdef MATHRL_HAVE_CUDA_KERNELS
 #include <c10/cuda/CUDAStream.h>
@@ -89,11 +90,19 @@ bool decode_attention_uses_kernel(at::ScalarType q_dtype, int64_t heads, const a
 #endif
 }
 
+bool decode_attention_in_place(at::ScalarType q_dtype, int64_t heads, const at::Tensor& k_cache) {
+  if (k_cache.device().is_cpu())
+    return k_cache.is_contiguous() && k_cache.scalar_type() == q_dtype && cpu::dtype_supported(q_dtype);
+  return decode_attention_uses_kernel(q_dtype, heads, k_cache);
+}
+
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                             const at::Tensor& slots, const at::Tensor& positions, double scale,
                             const SharedPrefix& prefix) {
   check_shapes(q, k_cache, v_cache, slots, positions);
   check_prefix(prefix, q);
+  if (cpu::decode_attention_supported(q, k_cache, v_cache))
+    return cpu::decode_attention(q, k_cache, v_cache, slots, positions, scale, prefix);
   if (!decode_attention_uses_kernel(q.scalar_type(), q.size(1), k_cache) || !v_cache.is_contiguous())
     return decode_attention_reference(q, k_cache, v_cache, slots, positions, scale, prefix);
 #ifdef MATHRL_HAVE_CUDA_KERNELS

@@ -42,6 +42,11 @@ at::Tensor merge_attention_parts_reference(const at::Tensor& o1, const at::Tenso
 // MATHRL_DECODE_ATTENTION=kernel (this file's kernel) or flash (FlashAttention, the default).
 bool decode_attention_preferred();
 
+// True when decode_attention reads this cache in place: the CUDA kernel, or the CPU loop
+// (kernels/decode_attention_cpu) on a contiguous CPU cache of q's dtype. The model then needs no
+// span (no host synchronization) for a decode step.
+bool decode_attention_in_place(at::ScalarType q_dtype, int64_t heads, const at::Tensor& k_cache);
+
 // True when decode_attention runs the CUDA kernel for queries of `q_dtype` with `heads` heads over
 // this cache (else it falls back to the reference).
 bool decode_attention_uses_kernel(at::ScalarType q_dtype, int64_t heads, const at::Tensor& k_cache);

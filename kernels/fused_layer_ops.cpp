@@ -8,6 +8,7 @@
 #include <torch/autograd.h>
 
 #include "common/error.h"
+#include "fused_layer_ops_cpu.h"
 
 #ifdef MATHRL_HAVE_CUDA_KERNELS
 #include <c10/cuda/CUDAGuard.h>
@@ -77,11 +78,7 @@ at::Tensor swiglu_reference(const at::Tensor& gate_up) {
   return at::silu(gate_up.narrow(-1, 0, inter)) * gate_up.narrow(-1, inter, inter);
 }
 
-#ifdef MATHRL_HAVE_CUDA_KERNELS
 namespace {
-
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
 
 // Whether an op on these inputs needs an autograd node.
 bool needs_graph(std::initializer_list<const at::Tensor*> inputs) {
@@ -90,6 +87,21 @@ bool needs_graph(std::initializer_list<const at::Tensor*> inputs) {
     if (t->requires_grad()) return true;
   return false;
 }
+
+// The CPU loops serve forward-only calls on float32 (decode, prefill, evaluation).
+bool cpu_forward(std::initializer_list<const at::Tensor*> inputs) {
+  for (const at::Tensor* t : inputs)
+    if (!cpu::fused_ops_supported(*t)) return false;
+  return fused_layer_ops_enabled() && !needs_graph(inputs);
+}
+
+}  // namespace
+
+#ifdef MATHRL_HAVE_CUDA_KERNELS
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
 
 bool fusable(const at::Tensor& t) {
   const auto st = t.scalar_type();
@@ -230,6 +242,7 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
     return RmsNormFunction::apply(x, weight, eps);
   }
 #endif
+  if (cpu_forward({&x, &weight})) return cpu::rms_norm_forward(x, weight, eps);
   return rms_norm_reference(x, weight, eps);
 }
 
@@ -244,6 +257,7 @@ at::Tensor rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& si
     return RopeFunction::apply(x, c, s);
   }
 #endif
+  if (cpu_forward({&x, &cos, &sin})) return cpu::rope_forward(x, cos, sin);
   return rope_reference(x, cos, sin);
 }
 
@@ -255,6 +269,7 @@ at::Tensor swiglu(const at::Tensor& gate_up) {
     return SwigluFunction::apply(gate_up);
   }
 #endif
+  if (cpu_forward({&gate_up})) return cpu::swiglu_forward(gate_up);
   return swiglu_reference(gate_up);
 }
 

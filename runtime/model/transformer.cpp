@@ -378,7 +378,7 @@ bool DecoderImpl::attends_cache_in_place(const KvCache& cache, int64_t tokens) c
   const auto dtype = model->embed_tokens->weight.scalar_type();
   const int64_t heads = config_.num_attention_heads;
   return kernels::flash_cached_attention_supported(dtype, heads, cache.k[0]) ||
-         (tokens == 1 && kernels::decode_attention_uses_kernel(dtype, heads, cache.k[0]));
+         (tokens == 1 && kernels::decode_attention_in_place(dtype, heads, cache.k[0]));
 }
 
 at::Tensor DecoderImpl::lm_head_weight() const {

@@ -45,16 +45,23 @@ int64_t bucket_for(int64_t batch, int64_t max_bucket) {
   return std::min(b, max_bucket);
 }
 
+// Shared prefixes save the prompt copies and let a prompt's samples read one copy of its KV. On
+// the CPU that is faster (the in-place decode loop reads the prompt's rows from cache once per
+// prompt: ~20% more tokens/s on the pipeline's model); on an H200 FlashAttention's two calls (each
+// padding a decode row's query heads to its 128-row tile) made 0.5B decode 10-15% slower
+// (scripts/gpu_notes.md, stop 19). So the default follows the device; MATHRL_SHARE_PREFIX=0 or 1
+// decides instead.
+bool share_prefixes_on(const torch::Device& device) {
+  if (env_is("MATHRL_SHARE_PREFIX", "1")) return true;
+  if (env_is("MATHRL_SHARE_PREFIX", "0")) return false;
+  return device.is_cpu();
+}
+
 }  // namespace
 
-// Shared prefixes save the prompt copies and let a prompt's samples read one copy of its KV, but
-// the attention paths we have do not turn that into speed yet: on the CPU the prefix gather costs
-// more than the copy, and on an H200 FlashAttention's two calls (each padding a decode row's query
-// heads to its 128-row tile) made 0.5B decode 10-15% slower (scripts/gpu_notes.md, stop 19). So
-// they are opt-in: MATHRL_SHARE_PREFIX=1.
 ModelBackend::ModelBackend(model::Decoder decoder, torch::Device device, torch::ScalarType cache_dtype)
     : decoder_(std::move(decoder)), config_(decoder_->config()), device_(device), cache_dtype_(cache_dtype),
-      graphs_(std::make_unique<Graphs>()), share_prefixes_(env_is("MATHRL_SHARE_PREFIX", "1")) {
+      graphs_(std::make_unique<Graphs>()), share_prefixes_(share_prefixes_on(device)) {
   decoder_->eval();
 }
 

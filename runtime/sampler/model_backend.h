@@ -30,7 +30,8 @@ class ModelBackend : public DecodeBackend {
   // overwrites before it ever reads them.
   std::vector<torch::Tensor> prefill_many(const std::vector<torch::Tensor>& ids, const std::vector<int64_t>& slots) override;
   void copy_prefix_to(int64_t src, const std::vector<int64_t>& dsts, int64_t len) override;
-  // Opt-in (MATHRL_SHARE_PREFIX=1): measured slower than copies so far (model_backend.cpp).
+  // On by default on the CPU, off on CUDA (slower there than copies so far); MATHRL_SHARE_PREFIX=0
+  // or 1 decides instead (model_backend.cpp).
   bool shares_prefixes() const override { return share_prefixes_; }
   void share_prefix(const std::vector<PrefixShare>& shares) override;
   torch::Tensor decode(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& slots) override;

@@ -103,3 +103,34 @@ TEST(DecodeAttention, MergedPartsEqualAttentionOverTheUnion) {
   EXPECT_TRUE(torch::allclose(alone.to(at::kDouble), o2, 1e-6, 1e-6));
   EXPECT_ANY_THROW(merge_attention_parts(o1.to(at::kFloat), l1.to(at::kFloat).t(), o2.to(at::kFloat), l2.to(at::kFloat)));
 }
+
+// The CPU loop (kernels/decode_attention_cpu) against the ATen reference: a head size that is not
+// a multiple of its 16-wide pieces, three query heads per KV head, a shared prefix, float32 and
+// bf16, a strided q; and the same bits at one thread and at several (each (row, KV head) pair is
+// summed in one fixed order).
+TEST(DecodeAttention, CpuLoopMatchesTheReferenceAtAnyThreadCount) {
+  torch::manual_seed(12);
+  const int64_t slots = 6, kv = 2, heads = 6, max_len = 50, D = 40;
+  std::vector<int64_t> slot_ids = {1, 2, 3, 5, 4}, pos = {12, 49, 9, 30, 0}, src = {0, 0, 3, 0, 4}, len = {7, 20, 10, 7, 0};
+  for (auto dtype : {at::kFloat, at::kBFloat16}) {
+    at::Tensor k = torch::randn({slots, kv, max_len, D}).to(dtype), v = torch::randn({slots, kv, max_len, D}).to(dtype);
+    at::Tensor q = torch::randn({5, D, heads}).to(dtype).transpose(1, 2);  // [B, heads, D], not contiguous
+    SharedPrefix prefix{torch::tensor(src), torch::tensor(len)};
+    const at::Tensor s = torch::tensor(slot_ids), p = torch::tensor(pos);
+    ASSERT_TRUE(decode_attention_in_place(dtype, heads, k));
+    at::Tensor got = decode_attention(q, k, v, s, p, 0.2, prefix);
+    at::Tensor want = decode_attention_reference(q, k, v, s, p, 0.2, prefix);
+    const double tol = dtype == at::kFloat ? 1e-5 : 2e-2;
+    EXPECT_TRUE(torch::allclose(got.to(at::kFloat), want.to(at::kFloat), tol, tol)) << dtype;
+    const int threads = at::get_num_threads();
+    at::set_num_threads(1);
+    at::Tensor one = decode_attention(q, k, v, s, p, 0.2, prefix);
+    at::set_num_threads(std::max(threads, 2));
+    at::Tensor many = decode_attention(q, k, v, s, p, 0.2, prefix);
+    at::set_num_threads(threads);
+    EXPECT_TRUE(torch::equal(one, many)) << dtype;
+  }
+  // A non-contiguous cache is not read in place (the reference serves it).
+  at::Tensor strided = torch::randn({slots, max_len, kv, D}).transpose(1, 2);
+  EXPECT_FALSE(decode_attention_in_place(at::kFloat, heads, strided));
+}

@@ -1,0 +1,23 @@
+// The CPU decode attention: each (row, KV head) reads its slot's keys and values in place, so a
+// decode step on the CPU copies nothing out of the cache (the ATen reference gathers every row's
+// span, then masks a padded score matrix). Work is split over (row, KV head) pairs, each summed
+// in a fixed order, so results do not depend on the thread count.
+#pragma once
+#include <ATen/ATen.h>
+
+#include "decode_attention.h"
+
+namespace mathrl::kernels::cpu {
+
+// float32, float64, bfloat16 and float16.
+bool dtype_supported(at::ScalarType dtype);
+
+// The shapes decode_attention documents, on CPU tensors: q [B, heads, D] (any strides), caches
+// contiguous of one floating dtype, slots/positions (and prefix) [B] integer.
+bool decode_attention_supported(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache);
+
+at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                            const at::Tensor& slots, const at::Tensor& positions, double scale,
+                            const SharedPrefix& prefix);
+
+}  // namespace mathrl::kernels::cpu
