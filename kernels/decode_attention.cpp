@@ -91,8 +91,7 @@ bool decode_attention_uses_kernel(at::ScalarType q_dtype, int64_t heads, const a
 }
 
 bool decode_attention_in_place(at::ScalarType q_dtype, int64_t heads, const at::Tensor& k_cache) {
-  if (k_cache.device().is_cpu())
-    return k_cache.is_contiguous() && k_cache.scalar_type() == q_dtype && cpu::dtype_supported(q_dtype);
+  if (k_cache.device().is_cpu()) return cpu::cache_supported(q_dtype, k_cache);
   return decode_attention_uses_kernel(q_dtype, heads, k_cache);
 }
 

@@ -128,14 +128,13 @@ at::Tensor long_contiguous(const at::Tensor& t) { return t.to(at::kLong).contigu
 
 }  // namespace
 
-bool dtype_supported(at::ScalarType dtype) {
-  return dtype == at::kFloat || dtype == at::kBFloat16 || dtype == at::kHalf || dtype == at::kDouble;
+bool cache_supported(at::ScalarType q_dtype, const at::Tensor& cache) {
+  const bool dtype_ok = q_dtype == at::kFloat || q_dtype == at::kBFloat16 || q_dtype == at::kHalf || q_dtype == at::kDouble;
+  return dtype_ok && cache.device().is_cpu() && cache.scalar_type() == q_dtype && cache.is_contiguous();
 }
 
 bool decode_attention_supported(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache) {
-  const auto dtype = k_cache.scalar_type();
-  return q.device().is_cpu() && k_cache.device().is_cpu() && v_cache.device().is_cpu() && dtype_supported(dtype) &&
-         q.scalar_type() == dtype && v_cache.scalar_type() == dtype && k_cache.is_contiguous() && v_cache.is_contiguous();
+  return q.device().is_cpu() && cache_supported(q.scalar_type(), k_cache) && cache_supported(q.scalar_type(), v_cache);
 }
 
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,

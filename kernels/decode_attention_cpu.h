@@ -9,11 +9,12 @@
 
 namespace mathrl::kernels::cpu {
 
-// float32, float64, bfloat16 and float16.
-bool dtype_supported(at::ScalarType dtype);
+// A cache the loop reads in place for queries of `q_dtype`: on the CPU, contiguous, of q's dtype,
+// float32, float64, bfloat16 or float16.
+bool cache_supported(at::ScalarType q_dtype, const at::Tensor& cache);
 
-// The shapes decode_attention documents, on CPU tensors: q [B, heads, D] (any strides), caches
-// contiguous of one floating dtype, slots/positions (and prefix) [B] integer.
+// The shapes decode_attention documents, on CPU tensors: q [B, heads, D] (any strides), both
+// caches as cache_supported says, slots/positions (and prefix) [B] integer.
 bool decode_attention_supported(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache);
 
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
