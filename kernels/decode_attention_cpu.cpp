@@ -2,9 +2,12 @@
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -21,16 +24,56 @@ namespace {
 constexpr int64_t kLanes = 16;
 #define MATHRL_INLINE [[gnu::always_inline]] inline
 
+// Lanes folded as a tree (8, 4, 2, 1 apart): a fixed order the compiler turns into shuffles, where
+// a left-to-right sum of 16 lanes is a chain of 16 dependent scalar adds per dot product.
+MATHRL_INLINE float fold(float* lanes) {
+  for (int64_t width = kLanes / 2; width > 0; width /= 2)
+    for (int64_t j = 0; j < width; ++j) lanes[j] += lanes[j + width];
+  return lanes[0];
+}
+
 template <typename T>
 MATHRL_INLINE float dot(const float* __restrict q, const T* __restrict k, int64_t D) {
   float lanes[kLanes] = {};
   int64_t d = 0;
   for (; d + kLanes <= D; d += kLanes)
     for (int64_t j = 0; j < kLanes; ++j) lanes[j] += q[d + j] * static_cast<float>(k[d + j]);
-  float sum = 0;
-  for (; d < D; ++d) sum += q[d] * static_cast<float>(k[d]);
-  for (int64_t j = 0; j < kLanes; ++j) sum += lanes[j];
-  return sum;
+  float tail = 0;
+  for (; d < D; ++d) tail += q[d] * static_cast<float>(k[d]);
+  return fold(lanes) + tail;
+}
+
+MATHRL_INLINE float sum(const float* __restrict x, int64_t n) {
+  float lanes[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int64_t j = 0; j < kLanes; ++j) lanes[j] += x[i + j];
+  float tail = 0;
+  for (; i < n; ++i) tail += x[i];
+  return fold(lanes) + tail;
+}
+
+// exp(x) for x <= 0 (scores less their maximum), in plain arithmetic the compiler vectorizes (std::exp
+// is a scalar call): x = n ln2 + r with |r| <= ln2/2, exp(r) by its Taylor series to r^7 (relative
+// error below 2e-7), times 2^n built in the exponent bits. Inputs below -87 give ~1e-38, not 0.
+MATHRL_INLINE float exp_nonpositive(float x) {
+  constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693145751953125f, kLn2Lo = 1.42860682030941723212e-6f;
+  constexpr float kRound = 12582912.f;  // 1.5 * 2^23: adding and subtracting it rounds to an integer
+  x = std::max(x, -87.f);
+  const float n = (x * kLog2e + kRound) - kRound;
+  const float r = (x - n * kLn2Hi) - n * kLn2Lo;
+  float p = 1.f / 5040;
+  p = p * r + 1.f / 720;
+  p = p * r + 1.f / 120;
+  p = p * r + 1.f / 24;
+  p = p * r + 1.f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.f;
+  p = p * r + 1.f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
 }
 
 // acc += p * value, in fixed-width pieces (restrict: the accumulator never aliases the cache).
@@ -71,7 +114,6 @@ MATHRL_INLINE void attend(const T* q, const T* k_cache, const T* v_cache, T* out
     return cache + (((t < shared ? src : slot) * kv_heads + kv) * max_len + t) * D;
   };
   std::fill(top, top + group, -std::numeric_limits<float>::infinity());
-  std::fill(total, total + group, 0.f);
   for (int64_t t = 0; t < n; ++t) {
     const T* key = row(k_cache, t);
     for (int64_t g = 0; g < group; ++g) {
@@ -80,8 +122,11 @@ MATHRL_INLINE void attend(const T* q, const T* k_cache, const T* v_cache, T* out
       top[g] = std::max(top[g], s);
     }
   }
-  for (int64_t g = 0; g < group; ++g)
-    for (int64_t t = 0; t < n; ++t) total[g] += (scores[g * n + t] = std::exp(scores[g * n + t] - top[g]));
+  for (int64_t g = 0; g < group; ++g) {
+    float* s = scores + g * n;
+    for (int64_t t = 0; t < n; ++t) s[t] = exp_nonpositive(s[t] - top[g]);
+    total[g] = sum(s, n);
+  }
   std::fill(acc, acc + group * D, 0.f);
   for (int64_t t = 0; t < n; ++t) {
     const T* value = row(v_cache, t);
@@ -105,9 +150,110 @@ MATHRL_INLINE void attend_range(const T* q, const T* k, const T* v, T* out, cons
     attend(q, k, v, out, *j.rows, i / j.kv_heads, i % j.kv_heads, j.kv_heads, j.group, j.max_len, j.D, j.scale, scratch);
 }
 
-__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,prefer-vector-width=512"))) void attend_range_avx512(
-    const float* q, const float* k, const float* v, float* out, const Job& j, int64_t begin, int64_t end) {
+#define MATHRL_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,prefer-vector-width=512")))
+
+MATHRL_AVX512 void attend_range_avx512(const float* q, const float* k, const float* v, float* out, const Job& j,
+                                       int64_t begin, int64_t end) {
   attend_range(q, k, v, out, j, begin, end);
+}
+
+// ---- AVX-512 blocks for float32 heads of 16, 32, 64 or 128 ------------------------------------
+// The loop above sums each dot product's 16 lanes on its own (~30 instructions per head and key);
+// here the scores of 16 keys are formed at once and their lanes summed together by one
+// transpose-and-add tree (~5 per head and key), and the weighted values are accumulated in
+// registers. Fixed orders throughout, so the bits still do not depend on the thread count.
+
+// Lane i of the result is the sum of the 16 lanes of p[i].
+MATHRL_AVX512 MATHRL_INLINE __m512 sum_each(const __m512* p) {
+  __m512 pairs[8], quads[4], halves[2];
+  for (int i = 0; i < 8; ++i)  // per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3]
+    pairs[i] = _mm512_add_ps(_mm512_unpacklo_ps(p[2 * i], p[2 * i + 1]), _mm512_unpackhi_ps(p[2 * i], p[2 * i + 1]));
+  for (int i = 0; i < 4; ++i) {  // per 128-bit lane: four vectors' sums over that lane
+    const __m512d x = _mm512_castps_pd(pairs[2 * i]), y = _mm512_castps_pd(pairs[2 * i + 1]);
+    quads[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+  }
+  constexpr int kEven = 0x88, kOdd = 0xDD;  // 128-bit lanes (0, 2 | 0, 2) and (1, 3 | 1, 3) of two vectors
+  for (int i = 0; i < 2; ++i)
+    halves[i] = _mm512_add_ps(_mm512_shuffle_f32x4(quads[2 * i], quads[2 * i + 1], kEven),
+                              _mm512_shuffle_f32x4(quads[2 * i], quads[2 * i + 1], kOdd));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(halves[0], halves[1], kEven), _mm512_shuffle_f32x4(halves[0], halves[1], kOdd));
+}
+
+template <int kChunks>  // head size / 16
+MATHRL_AVX512 void attend_blocks(const float* q, const float* k_cache, const float* v_cache, float* out, const Rows& r,
+                                 int64_t b, int64_t kv, const Job& j, std::vector<float>& scratch) {
+  constexpr int64_t D = kChunks * 16;
+  const int64_t slot = r.slots[b], last = r.positions[b], group = j.group, heads = j.kv_heads * group;
+  const int64_t src = r.prefix_slot ? r.prefix_slot[b] : slot;
+  const int64_t shared = r.prefix_slot ? std::clamp<int64_t>(r.prefix_len[b], 0, last + 1) : 0;
+  const int64_t n = last + 1, padded = (n + 15) / 16 * 16;
+  scratch.resize(static_cast<size_t>(group * (padded + D)));
+  float* scores = scratch.data();       // [group, padded]
+  float* qf = scores + group * padded;  // [group, D], scaled
+  for (int64_t g = 0; g < group; ++g)
+    for (int64_t d = 0; d < D; ++d) qf[g * D + d] = q[(b * heads + kv * group + g) * D + d] * j.scale;
+  auto row = [&](const float* cache, int64_t t) {
+    return cache + (((t < shared ? src : slot) * j.kv_heads + kv) * j.max_len + t) * D;
+  };
+  for (int64_t t0 = 0; t0 < n; t0 += 16) {
+    const float* keys[16];
+    for (int64_t i = 0; i < 16; ++i) keys[i] = row(k_cache, std::min(t0 + i, n - 1));  // past n: unused scores
+    for (int64_t g = 0; g < group; ++g) {
+      __m512 qv[kChunks], part[16];
+      for (int c = 0; c < kChunks; ++c) qv[c] = _mm512_loadu_ps(qf + g * D + 16 * c);
+      for (int i = 0; i < 16; ++i) {
+        __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(keys[i]));
+        for (int c = 1; c < kChunks; ++c) acc = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(keys[i] + 16 * c), acc);
+        part[i] = acc;
+      }
+      _mm512_storeu_ps(scores + g * padded + t0, sum_each(part));
+    }
+  }
+  for (int64_t g = 0; g < group; ++g) {
+    float* s = scores + g * padded;
+    float top = -std::numeric_limits<float>::infinity();
+    for (int64_t t = 0; t < n; ++t) top = std::max(top, s[t]);
+    for (int64_t t = 0; t < n; ++t) s[t] = exp_nonpositive(s[t] - top);
+    const float total = sum(s, n);
+    // Two accumulators per piece (even and odd keys): two FMA chains in flight instead of one.
+    __m512 even[kChunks], odd[kChunks];
+    for (int c = 0; c < kChunks; ++c) even[c] = odd[c] = _mm512_setzero_ps();
+    int64_t t = 0;
+    for (; t + 2 <= n; t += 2) {
+      const float *v0 = row(v_cache, t), *v1 = row(v_cache, t + 1);
+      const __m512 p0 = _mm512_set1_ps(s[t]), p1 = _mm512_set1_ps(s[t + 1]);
+      for (int c = 0; c < kChunks; ++c) {
+        even[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * c), even[c]);
+        odd[c] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + 16 * c), odd[c]);
+      }
+    }
+    if (t < n) {
+      const float* v0 = row(v_cache, t);
+      for (int c = 0; c < kChunks; ++c) even[c] = _mm512_fmadd_ps(_mm512_set1_ps(s[t]), _mm512_loadu_ps(v0 + 16 * c), even[c]);
+    }
+    const __m512 inv = _mm512_set1_ps(1.f / total);
+    float* o = out + (b * heads + kv * group + g) * D;
+    for (int c = 0; c < kChunks; ++c) _mm512_storeu_ps(o + 16 * c, _mm512_mul_ps(_mm512_add_ps(even[c], odd[c]), inv));
+  }
+}
+
+template <int kChunks>
+MATHRL_AVX512 void attend_blocks_range(const float* q, const float* k, const float* v, float* out, const Job& j,
+                                       int64_t begin, int64_t end) {
+  std::vector<float> scratch;
+  for (int64_t i = begin; i < end; ++i) attend_blocks<kChunks>(q, k, v, out, *j.rows, i / j.kv_heads, i % j.kv_heads, j, scratch);
+}
+
+// The block path for this head size, or null.
+using RangeFn = void (*)(const float*, const float*, const float*, float*, const Job&, int64_t, int64_t);
+RangeFn blocks_for(int64_t D) {
+  switch (D) {
+    case 16: return attend_blocks_range<1>;
+    case 32: return attend_blocks_range<2>;
+    case 64: return attend_blocks_range<4>;
+    case 128: return attend_blocks_range<8>;
+    default: return nullptr;
+  }
 }
 
 bool has_avx512() {
@@ -119,7 +265,10 @@ bool has_avx512() {
 template <typename T>
 void run_range(const T* q, const T* k, const T* v, T* out, const Job& j, int64_t begin, int64_t end) {
   if constexpr (std::is_same_v<T, float>) {
-    if (has_avx512()) return attend_range_avx512(q, k, v, out, j, begin, end);
+    if (has_avx512()) {
+      if (RangeFn blocks = blocks_for(j.D)) return blocks(q, k, v, out, j, begin, end);
+      return attend_range_avx512(q, k, v, out, j, begin, end);
+    }
   }
   attend_range(q, k, v, out, j, begin, end);
 }

@@ -105,14 +105,17 @@ TEST(DecodeAttention, MergedPartsEqualAttentionOverTheUnion) {
 }
 
 // The CPU loop (kernels/decode_attention_cpu) against the ATen reference: a head size that is not
-// a multiple of its 16-wide pieces, three query heads per KV head, a shared prefix, float32 and
-// bf16, a strided q; and the same bits at one thread and at several (each (row, KV head) pair is
-// summed in one fixed order).
+// a multiple of its 16-wide pieces (the generic loop) and head sizes the AVX-512 blocks take (16,
+// 32, 128: keys in blocks of 16 with partial last blocks), three query heads per KV head, a shared
+// prefix, float32 and bf16, a strided q; and the same bits at one thread and at several (each
+// (row, KV head) pair is summed in one fixed order).
 TEST(DecodeAttention, CpuLoopMatchesTheReferenceAtAnyThreadCount) {
   torch::manual_seed(12);
-  const int64_t slots = 6, kv = 2, heads = 6, max_len = 50, D = 40;
+  const int64_t slots = 6, kv = 2, heads = 6, max_len = 50;
   std::vector<int64_t> slot_ids = {1, 2, 3, 5, 4}, pos = {12, 49, 9, 30, 0}, src = {0, 0, 3, 0, 4}, len = {7, 20, 10, 7, 0};
+  for (int64_t D : {40, 16, 32, 128})
   for (auto dtype : {at::kFloat, at::kBFloat16}) {
+    SCOPED_TRACE("head size " + std::to_string(D));
     at::Tensor k = torch::randn({slots, kv, max_len, D}).to(dtype), v = torch::randn({slots, kv, max_len, D}).to(dtype);
     at::Tensor q = torch::randn({5, D, heads}).to(dtype).transpose(1, 2);  // [B, heads, D], not contiguous
     SharedPrefix prefix{torch::tensor(src), torch::tensor(len)};
@@ -131,6 +134,6 @@ TEST(DecodeAttention, CpuLoopMatchesTheReferenceAtAnyThreadCount) {
     EXPECT_TRUE(torch::equal(one, many)) << dtype;
   }
   // A non-contiguous cache is not read in place (the reference serves it).
-  at::Tensor strided = torch::randn({slots, max_len, kv, D}).transpose(1, 2);
+  at::Tensor strided = torch::randn({slots, max_len, kv, 32}).transpose(1, 2);
   EXPECT_FALSE(decode_attention_in_place(at::kFloat, heads, strided));
 }
