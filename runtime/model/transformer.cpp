@@ -309,13 +309,19 @@ DecoderImpl::DecoderImpl(const ModelConfig& config) : config_(config), rope_(con
     lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(config_.hidden_size, config_.vocab_size).bias(false)));
 }
 
-at::Tensor DecoderImpl::hidden_states(const at::Tensor& ids, const at::Tensor& positions_in, const at::Tensor& document_ids) {
+at::Tensor DecoderImpl::hidden_states(const at::Tensor& ids, const at::Tensor& positions_in, const at::Tensor& document_ids,
+                                      const at::Tensor& attention_mask) {
   MATHRL_CHECK(ids.dim() == 2, "ids must be [B, T], got ", ids.sizes());
   const int64_t B = ids.size(0), T = ids.size(1);
   at::Tensor positions = positions_in.defined() ? positions_in : at::arange(T, ids.options()).unsqueeze(0).expand({B, T});
   auto [cos, sin] = rope_.cos_sin(positions);
   at::Tensor mask;
-  if (document_ids.defined()) {
+  if (attention_mask.defined()) {
+    MATHRL_CHECK(!document_ids.defined(), "hidden_states: give document_ids or attention_mask, not both");
+    MATHRL_CHECK(attention_mask.sizes() == at::IntArrayRef({B, T, T}) && attention_mask.scalar_type() == at::kBool,
+                 "attention_mask must be bool [B, T, T] = [", B, ", ", T, ", ", T, "], got ", attention_mask.sizes());
+    mask = attention_mask.unsqueeze(1);
+  } else if (document_ids.defined()) {
     at::Tensor same = document_ids.unsqueeze(2) == document_ids.unsqueeze(1);  // [B, T, T]
     at::Tensor causal = at::ones({T, T}, ids.options().dtype(at::kBool)).tril();
     mask = same.logical_and(causal).unsqueeze(1);

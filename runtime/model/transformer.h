@@ -137,7 +137,10 @@ class DecoderImpl : public torch::nn::Module {
 
   // ids [B, T] int64. positions [B, T] (default 0..T-1). document_ids [B, T]: when given, a token
   // attends only to earlier tokens of the same document (packed training sequences).
-  at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& positions = {}, const at::Tensor& document_ids = {});
+  // attention_mask [B, T, T] bool (instead of document_ids): query i may attend key j where true
+  // (e.g. several completions packed after their shared prompt, rl/scoring).
+  at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& positions = {}, const at::Tensor& document_ids = {},
+                           const at::Tensor& attention_mask = {});
   at::Tensor forward_cached(const at::Tensor& ids, const at::Tensor& positions, const at::Tensor& slots, KvCache& cache);
   // True when forward_cached over `cache` with `tokens` new tokens per row reads the cache in place
   // (FlashAttention for any count, or the decode kernel for one): no host synchronization, so such

@@ -3,6 +3,7 @@
 // only the rows that predict completion tokens go through the LM head, and they go through
 // kernels/token_logprobs (chunked log-softmax + gather): the micro-batch's fp32 logits never exist.
 #pragma once
+#include <optional>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -17,6 +18,12 @@ struct ScoreOptions {
   bool entropy = false;      // per-token entropy, differentiable (chunked, see chunked_entropy)
   bool values = false;       // the value head's output at each completion token (PPO critic)
   int64_t chunk_rows = 0;    // rows per LM-head chunk (0: the kernel's default)
+  // Consecutive completions of one prompt packed into one row after a single copy of the prompt
+  // (each completion attends to the prompt and to itself): the prompt's tokens go through the model
+  // once per group instead of once per completion. Same values and gradients as one row per
+  // sequence up to float rounding; the mask is dense [T, T] per row, so the default is on for the
+  // CPU only (on CUDA a dense mask gives up FlashAttention). Unset: by the model's device.
+  std::optional<bool> share_prompts;
 };
 
 struct Scored {

@@ -208,3 +208,51 @@ TEST(Update, ZeroAdvantageCompletionsAddNothingWithoutKlOrEntropy) {
     EXPECT_LT(diff, 1e-7);
   }
 }
+
+// Completions of one prompt packed after a single copy of it (ScoreOptions::share_prompts) score
+// like one row per sequence: log-probs, entropies, values and the parameter gradients of a loss
+// over all three. Groups of 3 and 2 with prompts of different lengths, a completion of one token
+// (it adds no input tokens), a lone sequence, and a prompt that recurs later (a new row).
+TEST(Update, SharedPromptRowsScoreLikeOneRowPerSequence) {
+  std::mt19937 rng(4);
+  auto ids = [&](int n) {
+    std::vector<int32_t> v;
+    for (int i = 0; i < n; ++i) v.push_back(rng() % 11);
+    return v;
+  };
+  const std::vector<int32_t> p1 = ids(5), p2 = ids(2), p3 = ids(3);
+  std::vector<TrainSequence> seqs;
+  for (auto [prompt, C] : std::vector<std::pair<std::vector<int32_t>, int>>{
+           {p1, 4}, {p1, 1}, {p1, 6}, {p2, 3}, {p2, 5}, {p3, 2}, {p1, 3}}) {
+    TrainSequence s;
+    s.prompt_ids = prompt;
+    s.completion_ids = ids(C);
+    seqs.push_back(s);
+  }
+  std::vector<const TrainSequence*> view;
+  for (const auto& s : seqs) view.push_back(&s);
+  model::Decoder m = model::random_decoder(tiny_config(), 7);
+  m->add_value_head();
+  std::vector<Scored> scored;
+  std::vector<std::vector<at::Tensor>> grads;
+  for (bool share : {false, true}) {
+    ScoreOptions o;
+    o.entropy = o.values = true;
+    o.share_prompts = share;
+    zero(m);
+    Scored s = score_completions(m, view, o);
+    at::Tensor w = torch::randn(s.logprobs.sizes(), torch::Generator(at::detail::createCPUGenerator(3)));
+    ((s.logprobs + 0.3 * s.entropy + 0.7 * s.values) * w * s.mask).sum().backward();
+    scored.push_back(s);
+    grads.push_back(grads_of(m));
+  }
+  EXPECT_TRUE(torch::equal(scored[0].mask, scored[1].mask));
+  EXPECT_TRUE(torch::allclose(scored[0].logprobs, scored[1].logprobs, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(scored[0].entropy, scored[1].entropy, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(scored[0].values, scored[1].values, 1e-5, 1e-5));
+  for (size_t i = 0; i < grads[0].size(); ++i)
+    EXPECT_TRUE(torch::allclose(grads[0][i], grads[1][i], 1e-4, 1e-5)) << "parameter " << i;
+  // The packed rows are the lengths summed, not the padded products: nothing to compare here but
+  // that both paths saw every completion token.
+  EXPECT_EQ(scored[1].mask.sum().item<int64_t>(), 4 + 1 + 6 + 3 + 5 + 2 + 3);
+}
