@@ -92,41 +92,55 @@ struct Rows {
   const int64_t* prefix_len;
 };
 
-// One (row b, KV head) pair: its `group` query heads against positions 0..last, two passes
-// (scores and their maximum, then the weighted values) over keys read where they lie.
-template <typename T>
-MATHRL_INLINE void attend(const T* q, const T* k_cache, const T* v_cache, T* out, const Rows& r, int64_t b, int64_t kv,
-            int64_t kv_heads, int64_t group, int64_t max_len, int64_t D, float scale, std::vector<float>& scratch) {
+// Where row b's keys and values lie: positions below `shared` in the prompt's slot `src`, the rest
+// in the row's own slot; n = positions 0..last.
+struct Span {
+  int64_t slot, src, shared, n;
+};
+
+MATHRL_INLINE Span span_of(const Rows& r, int64_t b) {
   const int64_t slot = r.slots[b], last = r.positions[b];
   const int64_t src = r.prefix_slot ? r.prefix_slot[b] : slot;
   const int64_t shared = r.prefix_slot ? std::clamp<int64_t>(r.prefix_len[b], 0, last + 1) : 0;
-  const int64_t n = last + 1;
-  scratch.resize(static_cast<size_t>(group * (n + 2 * D + 2)));
+  return {slot, src, shared, last + 1};
+}
+
+// Position t's row of KV head kv in a [slots, kv_heads, max_len, D] cache.
+template <typename T>
+MATHRL_INLINE const T* cache_row(const T* cache, const Span& k, int64_t kv, int64_t kv_heads, int64_t max_len, int64_t D,
+                                 int64_t t) {
+  return cache + (((t < k.shared ? k.src : k.slot) * kv_heads + kv) * max_len + t) * D;
+}
+
+// Scores -> unnormalized softmax weights in place; returns their sum.
+MATHRL_INLINE float softmax_weights(float* s, int64_t n) {
+  float top = -std::numeric_limits<float>::infinity();
+  for (int64_t t = 0; t < n; ++t) top = std::max(top, s[t]);
+  for (int64_t t = 0; t < n; ++t) s[t] = exp_nonpositive(s[t] - top);
+  return sum(s, n);
+}
+
+// One (row b, KV head) pair: its `group` query heads against positions 0..last, two passes
+// (scores, then the weighted values) over keys read where they lie.
+template <typename T>
+MATHRL_INLINE void attend(const T* q, const T* k_cache, const T* v_cache, T* out, const Rows& r, int64_t b, int64_t kv,
+            int64_t kv_heads, int64_t group, int64_t max_len, int64_t D, float scale, std::vector<float>& scratch) {
+  const Span k = span_of(r, b);
+  const int64_t n = k.n;
+  scratch.resize(static_cast<size_t>(group * (n + 2 * D + 1)));
   float* scores = scratch.data();  // [group, n]
   float* qf = scores + group * n;  // [group, D], scaled
   float* acc = qf + group * D;     // [group, D]
-  float* top = acc + group * D;    // [group]: each head's largest score
-  float* total = top + group;      // [group]: its softmax denominator
+  float* total = acc + group * D;  // [group]: each head's softmax denominator
   const int64_t heads = kv_heads * group;
   for (int64_t g = 0; g < group; ++g)
     for (int64_t d = 0; d < D; ++d) qf[g * D + d] = static_cast<float>(q[(b * heads + kv * group + g) * D + d]) * scale;
-  auto row = [&](const T* cache, int64_t t) {
-    return cache + (((t < shared ? src : slot) * kv_heads + kv) * max_len + t) * D;
-  };
-  std::fill(top, top + group, -std::numeric_limits<float>::infinity());
+  auto row = [&](const T* cache, int64_t t) { return cache_row(cache, k, kv, kv_heads, max_len, D, t); };
   for (int64_t t = 0; t < n; ++t) {
     const T* key = row(k_cache, t);
-    for (int64_t g = 0; g < group; ++g) {
-      const float s = dot(qf + g * D, key, D);
-      scores[g * n + t] = s;
-      top[g] = std::max(top[g], s);
-    }
+    for (int64_t g = 0; g < group; ++g) scores[g * n + t] = dot(qf + g * D, key, D);
   }
-  for (int64_t g = 0; g < group; ++g) {
-    float* s = scores + g * n;
-    for (int64_t t = 0; t < n; ++t) s[t] = exp_nonpositive(s[t] - top[g]);
-    total[g] = sum(s, n);
-  }
+  for (int64_t g = 0; g < group; ++g) total[g] = softmax_weights(scores + g * n, n);
   std::fill(acc, acc + group * D, 0.f);
   for (int64_t t = 0; t < n; ++t) {
     const T* value = row(v_cache, t);
@@ -183,18 +197,15 @@ template <int kChunks>  // head size / 16
 MATHRL_AVX512 void attend_blocks(const float* q, const float* k_cache, const float* v_cache, float* out, const Rows& r,
                                  int64_t b, int64_t kv, const Job& j, std::vector<float>& scratch) {
   constexpr int64_t D = kChunks * 16;
-  const int64_t slot = r.slots[b], last = r.positions[b], group = j.group, heads = j.kv_heads * group;
-  const int64_t src = r.prefix_slot ? r.prefix_slot[b] : slot;
-  const int64_t shared = r.prefix_slot ? std::clamp<int64_t>(r.prefix_len[b], 0, last + 1) : 0;
-  const int64_t n = last + 1, padded = (n + 15) / 16 * 16;
+  const int64_t group = j.group, heads = j.kv_heads * group;
+  const Span k = span_of(r, b);
+  const int64_t n = k.n, padded = (n + 15) / 16 * 16;
   scratch.resize(static_cast<size_t>(group * (padded + D)));
   float* scores = scratch.data();       // [group, padded]
   float* qf = scores + group * padded;  // [group, D], scaled
   for (int64_t g = 0; g < group; ++g)
     for (int64_t d = 0; d < D; ++d) qf[g * D + d] = q[(b * heads + kv * group + g) * D + d] * j.scale;
-  auto row = [&](const float* cache, int64_t t) {
-    return cache + (((t < shared ? src : slot) * j.kv_heads + kv) * j.max_len + t) * D;
-  };
+  auto row = [&](const float* cache, int64_t t) { return cache_row(cache, k, kv, j.kv_heads, j.max_len, D, t); };
   for (int64_t t0 = 0; t0 < n; t0 += 16) {
     const float* keys[16];
     for (int64_t i = 0; i < 16; ++i) keys[i] = row(k_cache, std::min(t0 + i, n - 1));  // past n: unused scores
@@ -211,10 +222,7 @@ MATHRL_AVX512 void attend_blocks(const float* q, const float* k_cache, const flo
   }
   for (int64_t g = 0; g < group; ++g) {
     float* s = scores + g * padded;
-    float top = -std::numeric_limits<float>::infinity();
-    for (int64_t t = 0; t < n; ++t) top = std::max(top, s[t]);
-    for (int64_t t = 0; t < n; ++t) s[t] = exp_nonpositive(s[t] - top);
-    const float total = sum(s, n);
+    const float total = softmax_weights(s, n);
     // Two accumulators per piece (even and odd keys): two FMA chains in flight instead of one.
     __m512 even[kChunks], odd[kChunks];
     for (int c = 0; c < kChunks; ++c) even[c] = odd[c] = _mm512_setzero_ps();
