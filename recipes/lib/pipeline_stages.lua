@@ -80,6 +80,7 @@ function M.rl(c)
     prompts_per_step = c.prompts_per_step,
     num_generations = c.num_generations,
     max_completion_length = c.max_completion_length,
+    max_batch = c.max_batch,  -- nil: the stage's default (64 decode slots)
     temperature = c.temperature,
     stop = M.stop,
     beta = c.beta,
