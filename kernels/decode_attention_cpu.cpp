@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "cpu_exp.h"
 
 namespace mathrl::kernels::cpu {
 
@@ -53,28 +54,8 @@ MATHRL_INLINE float sum(const float* __restrict x, int64_t n) {
   return fold(lanes) + tail;
 }
 
-// exp(x) for x <= 0 (scores less their maximum), in plain arithmetic the compiler vectorizes (std::exp
-// is a scalar call): x = n ln2 + r with |r| <= ln2/2, exp(r) by its Taylor series to r^7 (relative
-// error below 2e-7), times 2^n built in the exponent bits. Inputs below -87 give ~1e-38, not 0.
-MATHRL_INLINE float exp_nonpositive(float x) {
-  constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693145751953125f, kLn2Lo = 1.42860682030941723212e-6f;
-  constexpr float kRound = 12582912.f;  // 1.5 * 2^23: adding and subtracting it rounds to an integer
-  x = std::max(x, -87.f);
-  const float n = (x * kLog2e + kRound) - kRound;
-  const float r = (x - n * kLn2Hi) - n * kLn2Lo;
-  float p = 1.f / 5040;
-  p = p * r + 1.f / 720;
-  p = p * r + 1.f / 120;
-  p = p * r + 1.f / 24;
-  p = p * r + 1.f / 6;
-  p = p * r + 0.5f;
-  p = p * r + 1.f;
-  p = p * r + 1.f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
+// exp of scores less their maximum (x <= 0), vectorized (cpu_exp.h).
+MATHRL_INLINE float exp_nonpositive(float x) { return exp_clamped(x); }
 
 // acc += p * value, in fixed-width pieces (restrict: the accumulator never aliases the cache).
 template <typename T>
@@ -168,6 +149,15 @@ MATHRL_INLINE void attend_range(const T* q, const T* k, const T* v, T* out, cons
 
 MATHRL_AVX512 void attend_range_avx512(const float* q, const float* k, const float* v, float* out, const Job& j,
                                        int64_t begin, int64_t end) {
+  attend_range(q, k, v, out, j, begin, end);
+}
+
+// Machines without AVX-512 (AVX2 is the most x86-64 CPUs, AMD's among them, have) run this clone:
+// the default build is SSE2, four lanes without FMA.
+#define MATHRL_AVX2 __attribute__((target("avx2,fma")))
+
+MATHRL_AVX2 void attend_range_avx2(const float* q, const float* k, const float* v, float* out, const Job& j,
+                                   int64_t begin, int64_t end) {
   attend_range(q, k, v, out, j, begin, end);
 }
 
@@ -270,6 +260,11 @@ bool has_avx512() {
   return yes;
 }
 
+bool has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+
 template <typename T>
 void run_range(const T* q, const T* k, const T* v, T* out, const Job& j, int64_t begin, int64_t end) {
   if constexpr (std::is_same_v<T, float>) {
@@ -277,6 +272,7 @@ void run_range(const T* q, const T* k, const T* v, T* out, const Job& j, int64_t
       if (RangeFn blocks = blocks_for(j.D)) return blocks(q, k, v, out, j, begin, end);
       return attend_range_avx512(q, k, v, out, j, begin, end);
     }
+    if (has_avx2()) return attend_range_avx2(q, k, v, out, j, begin, end);
   }
   attend_range(q, k, v, out, j, begin, end);
 }

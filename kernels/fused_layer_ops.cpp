@@ -50,6 +50,11 @@ void check_swiglu(const at::Tensor& gate_up) {
                "swiglu: gate_up must be [..., 2I] with an even last dim, got ", gate_up.sizes());
 }
 
+void check_silu_mul(const at::Tensor& gate, const at::Tensor& up) {
+  MATHRL_CHECK(gate.sizes() == up.sizes(), "silu_mul: gate and up must have one shape, got ", gate.sizes(), " and ",
+               up.sizes());
+}
+
 at::Tensor rotate_half(const at::Tensor& x) {
   const int64_t half = x.size(-1) / 2;
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
@@ -78,6 +83,11 @@ at::Tensor swiglu_reference(const at::Tensor& gate_up) {
   return at::silu(gate_up.narrow(-1, 0, inter)) * gate_up.narrow(-1, inter, inter);
 }
 
+at::Tensor silu_mul_reference(const at::Tensor& gate, const at::Tensor& up) {
+  check_silu_mul(gate, up);
+  return at::silu(gate) * up;
+}
+
 namespace {
 
 // Whether an op on these inputs needs an autograd node.
@@ -88,20 +98,62 @@ bool needs_graph(std::initializer_list<const at::Tensor*> inputs) {
   return false;
 }
 
-// The CPU loops serve forward-only calls on float32 (decode, prefill, evaluation).
-bool cpu_forward(std::initializer_list<const at::Tensor*> inputs) {
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// The CPU loops take float32 CPU tensors with a contiguous last dim.
+bool cpu_fused(std::initializer_list<const at::Tensor*> inputs) {
   for (const at::Tensor* t : inputs)
     if (!cpu::fused_ops_supported(*t)) return false;
-  return fused_layer_ops_enabled() && !needs_graph(inputs);
+  return fused_layer_ops_enabled();
 }
+
+// ---- CPU autograd Functions (training on the CPU)
+
+class CpuRmsNormFunction : public torch::autograd::Function<CpuRmsNormFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight, double eps) {
+    at::Tensor rstd;
+    at::Tensor y = cpu::rms_norm_forward(x, weight, eps, &rstd);
+    ctx->save_for_backward({x, weight, rstd});
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto [dx, dw] = cpu::rms_norm_backward(saved[0], saved[1], saved[2], grads[0], ctx->needs_input_grad(1));
+    return {dx, ctx->needs_input_grad(1) ? dw : at::Tensor(), at::Tensor()};
+  }
+};
+
+class CpuRopeFunction : public torch::autograd::Function<CpuRopeFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+    ctx->save_for_backward({cos, sin});
+    return cpu::rope_forward(x, cos, sin);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    return {cpu::rope_backward(grads[0], saved[0], saved[1]), at::Tensor(), at::Tensor()};
+  }
+};
+
+class CpuSiluMulFunction : public torch::autograd::Function<CpuSiluMulFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gate, const at::Tensor& up) {
+    ctx->save_for_backward({gate, up});
+    return cpu::silu_mul_forward(gate, up);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto [d_gate, d_up] = cpu::silu_mul_backward(saved[0], saved[1], grads[0]);
+    return {ctx->needs_input_grad(0) ? d_gate : at::Tensor(), ctx->needs_input_grad(1) ? d_up : at::Tensor()};
+  }
+};
 
 }  // namespace
 
 #ifdef MATHRL_HAVE_CUDA_KERNELS
 namespace {
-
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
 
 bool fusable(const at::Tensor& t) {
   const auto st = t.scalar_type();
@@ -242,7 +294,8 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
     return RmsNormFunction::apply(x, weight, eps);
   }
 #endif
-  if (cpu_forward({&x, &weight})) return cpu::rms_norm_forward(x, weight, eps);
+  if (cpu_fused({&x, &weight}))
+    return needs_graph({&x, &weight}) ? CpuRmsNormFunction::apply(x, weight, eps) : cpu::rms_norm_forward(x, weight, eps);
   return rms_norm_reference(x, weight, eps);
 }
 
@@ -257,7 +310,8 @@ at::Tensor rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& si
     return RopeFunction::apply(x, c, s);
   }
 #endif
-  if (cpu_forward({&x, &cos, &sin})) return cpu::rope_forward(x, cos, sin);
+  if (cpu_fused({&x, &cos, &sin}) && !needs_graph({&cos, &sin}))
+    return needs_graph({&x}) ? CpuRopeFunction::apply(x, cos.contiguous(), sin.contiguous()) : cpu::rope_forward(x, cos, sin);
   return rope_reference(x, cos, sin);
 }
 
@@ -269,8 +323,15 @@ at::Tensor swiglu(const at::Tensor& gate_up) {
     return SwigluFunction::apply(gate_up);
   }
 #endif
-  if (cpu_forward({&gate_up})) return cpu::swiglu_forward(gate_up);
+  if (cpu_fused({&gate_up}) && !needs_graph({&gate_up})) return cpu::swiglu_forward(gate_up);
   return swiglu_reference(gate_up);
+}
+
+at::Tensor silu_mul(const at::Tensor& gate, const at::Tensor& up) {
+  check_silu_mul(gate, up);
+  if (cpu_fused({&gate, &up}) && gate.is_contiguous() && up.is_contiguous())
+    return needs_graph({&gate, &up}) ? CpuSiluMulFunction::apply(gate, up) : cpu::silu_mul_forward(gate, up);
+  return silu_mul_reference(gate, up);
 }
 
 }  // namespace mathrl::kernels

@@ -18,7 +18,7 @@ bool fused_layer_ops_enabled();
 // RMSNorm as Hugging Face LLaMA computes it: h = float(x); n = h * rsqrt(mean(h^2, -1) + eps);
 // y = weight * n.to(x.dtype) (the product in x's dtype). x [..., H], weight [H].
 // Fused when x is float32/bf16/fp16 on CUDA with its last dim contiguous and weight has x's dtype
-// and device; otherwise the reference.
+// and device, or float32 on the CPU (kernels/fused_layer_ops_cpu); otherwise the reference.
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 at::Tensor rms_norm_reference(const at::Tensor& x, const at::Tensor& weight, double eps);
 
@@ -33,5 +33,11 @@ at::Tensor rope_reference(const at::Tensor& x, const at::Tensor& cos, const at::
 // [..., I:]; y = silu(gate) * up in gate_up's dtype, [..., I].
 at::Tensor swiglu(const at::Tensor& gate_up);
 at::Tensor swiglu_reference(const at::Tensor& gate_up);
+
+// SwiGLU on separate gate and up projections (the CPU layout: one concatenated projection is slower
+// there in float32): silu(gate) * up, both [..., I] of one shape. Fused on float32 CPU tensors
+// (forward and backward); otherwise the reference.
+at::Tensor silu_mul(const at::Tensor& gate, const at::Tensor& up);
+at::Tensor silu_mul_reference(const at::Tensor& gate, const at::Tensor& up);
 
 }  // namespace mathrl::kernels

@@ -184,7 +184,7 @@ at::Tensor MLPImpl::forward(const at::Tensor& x) {
     at::Tensor gate_up = at::linear(x, at::cat({gate_proj->weight, up_proj->weight}));
     return down_proj(kernels::swiglu(gate_up));
   }
-  return down_proj(at::silu(gate_proj(x)) * up_proj(x));
+  return down_proj(kernels::silu_mul(gate_proj(x), up_proj(x)));
 }
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {

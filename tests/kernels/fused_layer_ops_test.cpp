@@ -90,8 +90,8 @@ TEST(FusedLayerOps, EnabledByDefault) {
   EXPECT_TRUE(fused_layer_ops_enabled());
 }
 
-// On the CPU, calls that need a gradient (and dtypes other than float32) take the reference
-// itself; forward-only float32 calls take the CPU loops (kernels/fused_layer_ops_cpu), which agree
+// On the CPU, dtypes other than float32 take the reference itself; float32 calls take the CPU loops
+// (kernels/fused_layer_ops_cpu, with autograd Functions when a gradient is needed), which agree
 // with it to rounding.
 TEST(FusedLayerOps, CpuDispatchEqualsTheReference) {
   for (auto dtype : {at::kFloat, at::kBFloat16, at::kHalf, at::kDouble}) {
@@ -110,7 +110,7 @@ TEST(FusedLayerOps, CpuDispatchEqualsTheReference) {
           {swiglu(gu), swiglu_reference(gu)}};
       for (const auto& [got, want] : pairs) {
         ASSERT_EQ(got.sizes(), want.sizes()) << dtype;
-        if (grad || dtype != at::kFloat)
+        if (dtype != at::kFloat)
           EXPECT_TRUE(torch::equal(got, want)) << dtype << " grad " << grad;
         else
           EXPECT_LT(max_rel(got, want), 1e-6) << "grad " << grad;
@@ -118,6 +118,86 @@ TEST(FusedLayerOps, CpuDispatchEqualsTheReference) {
       EXPECT_EQ(swiglu(gu).sizes(), (std::vector<int64_t>{4, 7, 33}));
     }
   }
+}
+
+// Training on the CPU: the fused ops' gradients equal autograd through the references (float32, to
+// rounding) and the float64 formulas, for inputs and weights.
+TEST(FusedLayerOps, CpuGradientsMatchTheReferences) {
+  torch::manual_seed(21);
+  auto grads_of = [](auto op, std::vector<at::Tensor> inputs, const at::Tensor& g) {
+    for (auto& t : inputs) t = t.detach().clone().requires_grad_();
+    at::Tensor y = op(inputs);
+    y.backward(g);
+    std::vector<at::Tensor> out{y.detach()};
+    for (auto& t : inputs) out.push_back(t.grad());
+    return out;
+  };
+  auto expect_close = [](const std::vector<at::Tensor>& got, const std::vector<at::Tensor>& want, const char* what) {
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_EQ(got[i].sizes(), want[i].sizes()) << what << " " << i;
+      EXPECT_LT(max_rel(got[i], want[i]), 2e-6) << what << " output/grad " << i;
+    }
+  };
+  {
+    // 300 rows: several 64-row blocks of the weight gradient, and a partial last one.
+    at::Tensor x = torch::randn({3, 100, 72}) * 2, w = 1 + 0.1 * torch::randn({72});
+    at::Tensor g = torch::randn({3, 100, 72});
+    auto got = grads_of([](auto& v) { return rms_norm(v[0], v[1], kEps); }, {x, w}, g);
+    auto want = grads_of([](auto& v) { return rms_norm_reference(v[0], v[1], kEps); }, {x, w}, g);
+    expect_close(got, want, "rms_norm");
+    auto [dx, dw] = rms_norm_backward_f64(x.to(at::kDouble), w.to(at::kDouble), g.to(at::kDouble), kEps);
+    EXPECT_LT(max_rel(got[1], dx), 1e-5);
+    EXPECT_LT(max_rel(got[2], dw), 1e-5);
+  }
+  {
+    // q as a strided view of a projection's output, as the model makes it.
+    const int64_t B = 2, T = 7, heads = 3, D = 16;
+    auto [cos, sin] = rotary(B, T, D);
+    at::Tensor proj = torch::randn({B, T, (heads + 1) * D});
+    at::Tensor g = torch::randn({B, T, heads, D});
+    auto view = [&](const at::Tensor& p) { return p.narrow(2, 0, heads * D).view({B, T, heads, D}); };
+    auto got = grads_of([&](auto& v) { return rope(view(v[0]), cos, sin); }, {proj}, g);
+    auto want = grads_of([&](auto& v) { return rope_reference(view(v[0]), cos, sin); }, {proj}, g);
+    expect_close(got, want, "rope");
+    EXPECT_EQ(got[1].narrow(2, heads * D, D).abs().max().item<float>(), 0.f);
+    EXPECT_LT(max_rel(view(got[1]), rope_backward_f64(g.to(at::kDouble), cos.to(at::kDouble), sin.to(at::kDouble))), 1e-6);
+  }
+  {
+    at::Tensor gate = torch::randn({4, 9, 40}) * 3, up = torch::randn({4, 9, 40}), g = torch::randn({4, 9, 40});
+    auto got = grads_of([](auto& v) { return silu_mul(v[0], v[1]); }, {gate, up}, g);
+    auto want = grads_of([](auto& v) { return silu_mul_reference(v[0], v[1]); }, {gate, up}, g);
+    expect_close(got, want, "silu_mul");
+    at::Tensor d = swiglu_backward_f64(at::cat({gate, up}, -1).to(at::kDouble), g.to(at::kDouble));
+    EXPECT_LT(max_rel(got[1], d.narrow(-1, 0, 40)), 1e-5);
+    EXPECT_LT(max_rel(got[2], d.narrow(-1, 40, 40)), 1e-5);
+  }
+  {
+    // A frozen weight gets no gradient; the input still does.
+    at::Tensor x = torch::randn({5, 24}).requires_grad_(), w = torch::ones({24});
+    rms_norm(x, w, kEps).sum().backward();
+    EXPECT_TRUE(x.grad().defined());
+    EXPECT_FALSE(w.grad().defined());
+  }
+}
+
+// The CPU loops sum in a fixed order: one thread and two give the same bits, forward and backward.
+TEST(FusedLayerOps, CpuResultsDoNotDependOnTheThreadCount) {
+  const int threads = at::get_num_threads();
+  auto run = [](int n) {
+    at::set_num_threads(n);
+    torch::manual_seed(23);
+    at::Tensor x = torch::randn({8, 256, 64}).requires_grad_(), w = (1 + 0.1 * torch::randn({64})).requires_grad_();
+    at::Tensor gate = torch::randn({8, 256, 64}).requires_grad_(), up = torch::randn({8, 256, 64}).requires_grad_();
+    auto [cos, sin] = rotary(8, 256, 16);
+    at::Tensor y = rms_norm(x, w, kEps) * silu_mul(gate, up);
+    at::Tensor r = rope(y.view({8, 256, 4, 16}), cos, sin);
+    (r * r).sum().backward();
+    return std::vector<at::Tensor>{r.detach(), x.grad(), w.grad(), gate.grad(), up.grad()};
+  };
+  auto one = run(1), two = run(2);
+  at::set_num_threads(threads);
+  for (size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(torch::equal(one[i], two[i])) << i;
 }
 
 TEST(FusedLayerOps, ReferencesMatchFloat64Math) {
@@ -238,6 +318,9 @@ TEST(FusedLayerOps, RejectsBadShapes) {
   EXPECT_THROW(swiglu(torch::randn({4, 7})), Error);
   EXPECT_THROW(swiglu(torch::randn({})), Error);
   EXPECT_THROW(swiglu_reference(torch::randn({4, 7})), Error);
+
+  EXPECT_THROW(silu_mul(torch::randn({4, 7}), torch::randn({4, 8})), Error);
+  EXPECT_THROW(silu_mul_reference(torch::randn({4, 7}), torch::randn({7})), Error);
 }
 
 TEST(FusedLayerOps, EmptyInputs) {
@@ -246,4 +329,8 @@ TEST(FusedLayerOps, EmptyInputs) {
   EXPECT_EQ(rope(torch::randn({2, 0, 3, 8}), cos, sin).sizes(), (std::vector<int64_t>{2, 0, 3, 8}));
   EXPECT_EQ(swiglu(torch::randn({0, 6})).sizes(), (std::vector<int64_t>{0, 3}));
   EXPECT_EQ(swiglu(torch::randn({3, 0})).sizes(), (std::vector<int64_t>{3, 0}));
+  EXPECT_EQ(silu_mul(torch::randn({0, 6}), torch::randn({0, 6})).sizes(), (std::vector<int64_t>{0, 6}));
+  at::Tensor x = torch::randn({0, 8}).requires_grad_();
+  rms_norm(x, torch::ones({8}).requires_grad_(), kEps).sum().backward();
+  EXPECT_EQ(x.grad().sizes(), (std::vector<int64_t>{0, 8}));
 }
