@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -242,6 +243,76 @@ MATHRL_AVX512 void attend_blocks_range(const float* q, const float* k, const flo
   for (int64_t i = begin; i < end; ++i) attend_blocks<kChunks>(q, k, v, out, *j.rows, i / j.kv_heads, i % j.kv_heads, j, scratch);
 }
 
+// ---- AVX2 blocks for float32 heads of 8, 16, 32, 64 or 128 --------------------------------------
+// The same scheme in 8-wide registers, for machines without AVX-512: the scores of 8 keys at once,
+// their lanes summed by one hadd/permute tree; fixed orders, as above.
+
+// Lane i of the result is the sum of the 8 lanes of p[i].
+MATHRL_AVX2 MATHRL_INLINE __m256 sum_each8(const __m256* p) {
+  const __m256 t0 = _mm256_hadd_ps(p[0], p[1]), t1 = _mm256_hadd_ps(p[2], p[3]);
+  const __m256 t2 = _mm256_hadd_ps(p[4], p[5]), t3 = _mm256_hadd_ps(p[6], p[7]);
+  const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);  // per 128-bit half: 4 vectors' partial sums
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+template <int kChunks>  // head size / 8
+MATHRL_AVX2 void attend_blocks8(const float* q, const float* k_cache, const float* v_cache, float* out, const Rows& r,
+                                int64_t b, int64_t kv, const Job& j, std::vector<float>& scratch) {
+  constexpr int64_t D = kChunks * 8;
+  const int64_t group = j.group, heads = j.kv_heads * group;
+  const Span k = span_of(r, b);
+  const int64_t n = k.n, padded = (n + 7) / 8 * 8;
+  scratch.resize(static_cast<size_t>(group * (padded + D)));
+  float* scores = scratch.data();       // [group, padded]
+  float* qf = scores + group * padded;  // [group, D], scaled
+  for (int64_t g = 0; g < group; ++g)
+    for (int64_t d = 0; d < D; ++d) qf[g * D + d] = q[(b * heads + kv * group + g) * D + d] * j.scale;
+  auto row = [&](const float* cache, int64_t t) { return cache_row(cache, k, kv, j.kv_heads, j.max_len, D, t); };
+  for (int64_t t0 = 0; t0 < n; t0 += 8) {
+    const float* keys[8];
+    for (int64_t i = 0; i < 8; ++i) keys[i] = row(k_cache, std::min(t0 + i, n - 1));  // past n: unused scores
+    for (int64_t g = 0; g < group; ++g) {
+      __m256 qv[kChunks], part[8];
+      for (int c = 0; c < kChunks; ++c) qv[c] = _mm256_loadu_ps(qf + g * D + 8 * c);
+      for (int i = 0; i < 8; ++i) {
+        __m256 acc = _mm256_mul_ps(qv[0], _mm256_loadu_ps(keys[i]));
+        for (int c = 1; c < kChunks; ++c) acc = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(keys[i] + 8 * c), acc);
+        part[i] = acc;
+      }
+      _mm256_storeu_ps(scores + g * padded + t0, sum_each8(part));
+    }
+  }
+  for (int64_t g = 0; g < group; ++g) {
+    float* s = scores + g * padded;
+    const float total = softmax_weights(s, n);
+    __m256 even[kChunks], odd[kChunks];  // two FMA chains in flight
+    for (int c = 0; c < kChunks; ++c) even[c] = odd[c] = _mm256_setzero_ps();
+    int64_t t = 0;
+    for (; t + 2 <= n; t += 2) {
+      const float *v0 = row(v_cache, t), *v1 = row(v_cache, t + 1);
+      const __m256 p0 = _mm256_set1_ps(s[t]), p1 = _mm256_set1_ps(s[t + 1]);
+      for (int c = 0; c < kChunks; ++c) {
+        even[c] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 8 * c), even[c]);
+        odd[c] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + 8 * c), odd[c]);
+      }
+    }
+    if (t < n) {
+      const float* v0 = row(v_cache, t);
+      for (int c = 0; c < kChunks; ++c) even[c] = _mm256_fmadd_ps(_mm256_set1_ps(s[t]), _mm256_loadu_ps(v0 + 8 * c), even[c]);
+    }
+    const __m256 inv = _mm256_set1_ps(1.f / total);
+    float* o = out + (b * heads + kv * group + g) * D;
+    for (int c = 0; c < kChunks; ++c) _mm256_storeu_ps(o + 8 * c, _mm256_mul_ps(_mm256_add_ps(even[c], odd[c]), inv));
+  }
+}
+
+template <int kChunks>
+MATHRL_AVX2 void attend_blocks8_range(const float* q, const float* k, const float* v, float* out, const Job& j,
+                                      int64_t begin, int64_t end) {
+  std::vector<float> scratch;
+  for (int64_t i = begin; i < end; ++i) attend_blocks8<kChunks>(q, k, v, out, *j.rows, i / j.kv_heads, i % j.kv_heads, j, scratch);
+}
+
 // The block path for this head size, or null.
 using RangeFn = void (*)(const float*, const float*, const float*, float*, const Job&, int64_t, int64_t);
 RangeFn blocks_for(int64_t D) {
@@ -254,25 +325,33 @@ RangeFn blocks_for(int64_t D) {
   }
 }
 
-bool has_avx512() {
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
-  return yes;
+RangeFn blocks8_for(int64_t D) {
+  switch (D) {
+    case 8: return attend_blocks8_range<1>;
+    case 16: return attend_blocks8_range<2>;
+    case 32: return attend_blocks8_range<4>;
+    case 64: return attend_blocks8_range<8>;
+    case 128: return attend_blocks8_range<16>;
+    default: return nullptr;
+  }
 }
 
-bool has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
-}
+std::atomic<int> isa_cap{static_cast<int>(CpuIsa::avx512)};
+
+CpuIsa active_isa() { return static_cast<CpuIsa>(std::min(static_cast<int>(detected_cpu_isa()), isa_cap.load())); }
 
 template <typename T>
 void run_range(const T* q, const T* k, const T* v, T* out, const Job& j, int64_t begin, int64_t end) {
   if constexpr (std::is_same_v<T, float>) {
-    if (has_avx512()) {
+    const CpuIsa isa = active_isa();
+    if (isa == CpuIsa::avx512) {
       if (RangeFn blocks = blocks_for(j.D)) return blocks(q, k, v, out, j, begin, end);
       return attend_range_avx512(q, k, v, out, j, begin, end);
     }
-    if (has_avx2()) return attend_range_avx2(q, k, v, out, j, begin, end);
+    if (isa == CpuIsa::avx2) {
+      if (RangeFn blocks = blocks8_for(j.D)) return blocks(q, k, v, out, j, begin, end);
+      return attend_range_avx2(q, k, v, out, j, begin, end);
+    }
   }
   attend_range(q, k, v, out, j, begin, end);
 }
@@ -280,6 +359,19 @@ void run_range(const T* q, const T* k, const T* v, T* out, const Job& j, int64_t
 at::Tensor long_contiguous(const at::Tensor& t) { return t.to(at::kLong).contiguous(); }
 
 }  // namespace
+
+CpuIsa detected_cpu_isa() {
+  static const CpuIsa isa = [] {
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq"))
+      return CpuIsa::avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return CpuIsa::avx2;
+    return CpuIsa::baseline;
+  }();
+  return isa;
+}
+
+CpuIsa limit_cpu_isa(CpuIsa cap) { return static_cast<CpuIsa>(isa_cap.exchange(static_cast<int>(cap))); }
 
 bool cache_supported(at::ScalarType q_dtype, const at::Tensor& cache) {
   const bool dtype_ok = q_dtype == at::kFloat || q_dtype == at::kBFloat16 || q_dtype == at::kHalf || q_dtype == at::kDouble;

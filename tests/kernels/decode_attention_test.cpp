@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "decode_attention.h"
+#include "decode_attention_cpu.h"
 #include "flash_cached_attention.h"
 
 using namespace mathrl::kernels;
@@ -104,16 +105,21 @@ TEST(DecodeAttention, MergedPartsEqualAttentionOverTheUnion) {
   EXPECT_ANY_THROW(merge_attention_parts(o1.to(at::kFloat), l1.to(at::kFloat).t(), o2.to(at::kFloat), l2.to(at::kFloat)));
 }
 
-// The CPU loop (kernels/decode_attention_cpu) against the ATen reference: a head size that is not
-// a multiple of its 16-wide pieces (the generic loop) and head sizes the AVX-512 blocks take (16,
-// 32, 128: keys in blocks of 16 with partial last blocks), three query heads per KV head, a shared
-// prefix, float32 and bf16, a strided q; and the same bits at one thread and at several (each
-// (row, KV head) pair is summed in one fixed order).
+// The CPU loop (kernels/decode_attention_cpu) against the ATen reference, on every instruction set
+// the machine has: a head size that is not a multiple of its 8- and 16-wide pieces (the generic
+// loop), head sizes the AVX2 and AVX-512 blocks take (8, 16, 32, 128: keys in blocks of 8 or 16
+// with partial last blocks), three query heads per KV head, a shared prefix, float32 and bf16, a
+// strided q; and the same bits at one thread and at several (each (row, KV head) pair is summed in
+// one fixed order).
 TEST(DecodeAttention, CpuLoopMatchesTheReferenceAtAnyThreadCount) {
   torch::manual_seed(12);
   const int64_t slots = 6, kv = 2, heads = 6, max_len = 50;
   std::vector<int64_t> slot_ids = {1, 2, 3, 5, 4}, pos = {12, 49, 9, 30, 0}, src = {0, 0, 3, 0, 4}, len = {7, 20, 10, 7, 0};
-  for (int64_t D : {40, 16, 32, 128})
+  for (auto isa : {cpu::CpuIsa::baseline, cpu::CpuIsa::avx2, cpu::CpuIsa::avx512}) {
+  if (static_cast<int>(isa) > static_cast<int>(cpu::detected_cpu_isa())) continue;
+  SCOPED_TRACE("isa " + std::to_string(static_cast<int>(isa)));
+  const cpu::CpuIsa previous = cpu::limit_cpu_isa(isa);
+  for (int64_t D : {36, 8, 16, 32, 128})
   for (auto dtype : {at::kFloat, at::kBFloat16}) {
     SCOPED_TRACE("head size " + std::to_string(D));
     at::Tensor k = torch::randn({slots, kv, max_len, D}).to(dtype), v = torch::randn({slots, kv, max_len, D}).to(dtype);
@@ -132,6 +138,8 @@ TEST(DecodeAttention, CpuLoopMatchesTheReferenceAtAnyThreadCount) {
     at::Tensor many = decode_attention(q, k, v, s, p, 0.2, prefix);
     at::set_num_threads(threads);
     EXPECT_TRUE(torch::equal(one, many)) << dtype;
+  }
+  cpu::limit_cpu_isa(previous);
   }
   // A non-contiguous cache is not read in place (the reference serves it).
   at::Tensor strided = torch::randn({slots, max_len, kv, 32}).transpose(1, 2);
