@@ -5,7 +5,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -15,6 +14,7 @@
 
 #include "common/error.h"
 #include "cpu_exp.h"
+#include "cpu_isa.h"
 
 namespace mathrl::kernels::cpu {
 
@@ -54,9 +54,6 @@ MATHRL_INLINE float sum(const float* __restrict x, int64_t n) {
   for (; i < n; ++i) tail += x[i];
   return fold(lanes) + tail;
 }
-
-// exp of scores less their maximum (x <= 0), vectorized (cpu_exp.h).
-MATHRL_INLINE float exp_nonpositive(float x) { return exp_clamped(x); }
 
 // acc += p * value, in fixed-width pieces (restrict: the accumulator never aliases the cache).
 template <typename T>
@@ -98,7 +95,7 @@ MATHRL_INLINE const T* cache_row(const T* cache, const Span& k, int64_t kv, int6
 MATHRL_INLINE float softmax_weights(float* s, int64_t n) {
   float top = -std::numeric_limits<float>::infinity();
   for (int64_t t = 0; t < n; ++t) top = std::max(top, s[t]);
-  for (int64_t t = 0; t < n; ++t) s[t] = exp_nonpositive(s[t] - top);
+  for (int64_t t = 0; t < n; ++t) s[t] = exp_clamped(s[t] - top);  // x <= 0
   return sum(s, n);
 }
 
@@ -153,8 +150,8 @@ MATHRL_AVX512 void attend_range_avx512(const float* q, const float* k, const flo
   attend_range(q, k, v, out, j, begin, end);
 }
 
-// Machines without AVX-512 (AVX2 is the most x86-64 CPUs, AMD's among them, have) run this clone:
-// the default build is SSE2, four lanes without FMA.
+// Machines with AVX2 but not AVX-512 (most x86-64 CPUs, AMD's among them) run this clone: the
+// default build is SSE2, four lanes without FMA.
 #define MATHRL_AVX2 __attribute__((target("avx2,fma")))
 
 MATHRL_AVX2 void attend_range_avx2(const float* q, const float* k, const float* v, float* out, const Job& j,
@@ -336,14 +333,10 @@ RangeFn blocks8_for(int64_t D) {
   }
 }
 
-std::atomic<int> isa_cap{static_cast<int>(CpuIsa::avx512)};
-
-CpuIsa active_isa() { return static_cast<CpuIsa>(std::min(static_cast<int>(detected_cpu_isa()), isa_cap.load())); }
-
 template <typename T>
 void run_range(const T* q, const T* k, const T* v, T* out, const Job& j, int64_t begin, int64_t end) {
   if constexpr (std::is_same_v<T, float>) {
-    const CpuIsa isa = active_isa();
+    const CpuIsa isa = active_cpu_isa();
     if (isa == CpuIsa::avx512) {
       if (RangeFn blocks = blocks_for(j.D)) return blocks(q, k, v, out, j, begin, end);
       return attend_range_avx512(q, k, v, out, j, begin, end);
@@ -359,19 +352,6 @@ void run_range(const T* q, const T* k, const T* v, T* out, const Job& j, int64_t
 at::Tensor long_contiguous(const at::Tensor& t) { return t.to(at::kLong).contiguous(); }
 
 }  // namespace
-
-CpuIsa detected_cpu_isa() {
-  static const CpuIsa isa = [] {
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq"))
-      return CpuIsa::avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return CpuIsa::avx2;
-    return CpuIsa::baseline;
-  }();
-  return isa;
-}
-
-CpuIsa limit_cpu_isa(CpuIsa cap) { return static_cast<CpuIsa>(isa_cap.exchange(static_cast<int>(cap))); }
 
 bool cache_supported(at::ScalarType q_dtype, const at::Tensor& cache) {
   const bool dtype_ok = q_dtype == at::kFloat || q_dtype == at::kBFloat16 || q_dtype == at::kHalf || q_dtype == at::kDouble;

@@ -17,12 +17,7 @@ bool cache_supported(at::ScalarType q_dtype, const at::Tensor& cache);
 // caches as cache_supported says, slots/positions (and prefix) [B] integer.
 bool decode_attention_supported(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache);
 
-// The instruction sets the float32 loop picks from at run time: the best the CPU has, at most the
-// cap (tests take every path a machine has; results differ between paths by rounding only).
-enum class CpuIsa { baseline = 0, avx2 = 1, avx512 = 2 };
-CpuIsa detected_cpu_isa();
-CpuIsa limit_cpu_isa(CpuIsa cap);  // returns the previous cap
-
+// The float32 loop picks its instruction set at run time (cpu_isa.h).
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                             const at::Tensor& slots, const at::Tensor& positions, double scale,
                             const SharedPrefix& prefix);

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include "cpu_exp.h"
+#include "cpu_isa.h"
 
 #include <algorithm>
 #include <cmath>
@@ -28,7 +29,7 @@ float dot(const float* a, const float* b, int64_t H) {
 }
 
 // The SwiGLU loops: sigmoid through the vectorized exp, with an AVX2+FMA clone picked at run time
-// (the default build is SSE2). The clones round differently (FMA), each the same on every run.
+// (cpu_isa.h; the default build is SSE2).
 #define MATHRL_INLINE [[gnu::always_inline]] inline
 #define MATHRL_AVX2 __attribute__((target("avx2,fma")))
 
@@ -62,10 +63,7 @@ MATHRL_AVX2 void silu_mul_backward_loop_avx2(const float* gate, const float* up,
   silu_mul_backward_loop(gate, up, g, d_gate, d_up, n);
 }
 
-bool has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
-}
+bool has_avx2() { return active_cpu_isa() >= CpuIsa::avx2; }
 
 void silu_mul_rows(const float* gate, const float* up, float* out, int64_t rows, int64_t I, int64_t stride) {
   if (has_avx2()) return silu_mul_loop_avx2(gate, up, out, rows, I, stride);

@@ -7,8 +7,8 @@
 
 #include <torch/torch.h>
 
+#include "cpu_isa.h"
 #include "decode_attention.h"
-#include "decode_attention_cpu.h"
 #include "flash_cached_attention.h"
 
 using namespace mathrl::kernels;

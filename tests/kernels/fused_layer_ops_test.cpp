@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "common/error.h"
+#include "cpu_isa.h"
 #include "fused_layer_ops.h"
 
 using namespace mathrl;
@@ -163,7 +164,11 @@ TEST(FusedLayerOps, CpuGradientsMatchTheReferences) {
     EXPECT_EQ(got[1].narrow(2, heads * D, D).abs().max().item<float>(), 0.f);
     EXPECT_LT(max_rel(view(got[1]), rope_backward_f64(g.to(at::kDouble), cos.to(at::kDouble), sin.to(at::kDouble))), 1e-6);
   }
-  {
+  // The SwiGLU loops on every instruction set the machine has.
+  for (auto isa : {cpu::CpuIsa::baseline, cpu::CpuIsa::avx2}) {
+    if (static_cast<int>(isa) > static_cast<int>(cpu::detected_cpu_isa())) continue;
+    SCOPED_TRACE("isa " + std::to_string(static_cast<int>(isa)));
+    const cpu::CpuIsa previous = cpu::limit_cpu_isa(isa);
     at::Tensor gate = torch::randn({4, 9, 40}) * 3, up = torch::randn({4, 9, 40}), g = torch::randn({4, 9, 40});
     auto got = grads_of([](auto& v) { return silu_mul(v[0], v[1]); }, {gate, up}, g);
     auto want = grads_of([](auto& v) { return silu_mul_reference(v[0], v[1]); }, {gate, up}, g);
@@ -171,6 +176,7 @@ TEST(FusedLayerOps, CpuGradientsMatchTheReferences) {
     at::Tensor d = swiglu_backward_f64(at::cat({gate, up}, -1).to(at::kDouble), g.to(at::kDouble));
     EXPECT_LT(max_rel(got[1], d.narrow(-1, 0, 40)), 1e-5);
     EXPECT_LT(max_rel(got[2], d.narrow(-1, 40, 40)), 1e-5);
+    cpu::limit_cpu_isa(previous);
   }
   {
     // A frozen weight gets no gradient; the input still does.
