@@ -369,7 +369,13 @@ std::map<std::string, double> rl_step(RunContext& ctx, const RlSettings& s, RlSt
   double t_gen = 0, t_reward = 0;
   int64_t generated = 0, global_kept = 0;
   std::vector<reward_lua::RewardResult> all_rewards;
+  const sampler::EngineStats before = st.engine->stats();
   std::vector<DrawnGroup> groups = draw_groups(s, st, step, m, rm, all_rewards, t_gen, t_reward, generated, global_kept);
+  // The share of sampled rows that ran through the model (identical samples decode once).
+  const int64_t sampled_rows = st.engine->stats().sampled_rows - before.sampled_rows;
+  if (sampled_rows > 0)
+    m["generate/decoded_row_fraction"] =
+        static_cast<double>(st.engine->stats().decoded_rows - before.decoded_rows) / static_cast<double>(sampled_rows);
   add_reward_metrics(rm, all_rewards, st.rewards->specs());
   if (device.is_cuda()) m["memory/peak_generate_gib"] = peak_memory_gib(device);
   reset_peak_memory(device);

@@ -438,26 +438,35 @@ void KvCache::share_prefix(const std::vector<int64_t>& rows, const std::vector<i
   prefix_len.index_put_({index}, at::tensor(lens, at::kLong).to(device));
 }
 
-void KvCache::copy_prefix(int64_t src, int64_t dst, int64_t len) {
-  if (src == dst || len == 0) return;
-  for (size_t i = 0; i < k.size(); ++i) {
-    k[i][dst].narrow(1, 0, len).copy_(k[i][src].narrow(1, 0, len));
-    v[i][dst].narrow(1, 0, len).copy_(v[i][src].narrow(1, 0, len));
-  }
-}
+void KvCache::copy_prefix(int64_t src, int64_t dst, int64_t len) { copy_positions_to(src, {dst}, 0, len); }
 
 void KvCache::copy_prefix_to(int64_t src, const std::vector<int64_t>& dsts, int64_t len) {
+  copy_positions_to(src, dsts, 0, len);
+}
+
+void KvCache::copy_positions_to(int64_t src, const std::vector<int64_t>& dsts, int64_t begin, int64_t end) {
+  MATHRL_CHECK(src >= 0 && src < slots && begin >= 0 && begin <= end && end <= max_len, "KV copy: slot ", src,
+               " positions [", begin, ", ", end, ") outside the cache (", slots, " slots of ", max_len, ")");
   std::vector<int64_t> targets;
-  for (int64_t d : dsts)
+  for (int64_t d : dsts) {
+    MATHRL_CHECK(d >= 0 && d < slots, "KV copy: destination slot ", d, " outside the cache (", slots, " slots)");
     if (d != src) targets.push_back(d);
+  }
+  const int64_t len = end - begin;
   if (targets.empty() || len == 0) return;
-  if (targets.size() == 1) return copy_prefix(src, targets[0], len);
+  if (targets.size() == 1) {
+    for (size_t i = 0; i < k.size(); ++i) {
+      k[i][targets[0]].narrow(1, begin, len).copy_(k[i][src].narrow(1, begin, len));
+      v[i][targets[0]].narrow(1, begin, len).copy_(v[i][src].narrow(1, begin, len));
+    }
+    return;
+  }
   auto index = at::tensor(targets, at::kLong).to(k[0].device());
   const auto n = static_cast<int64_t>(targets.size());
   for (size_t i = 0; i < k.size(); ++i) {
     for (at::Tensor* cache : {&k[i], &v[i]}) {
-      at::Tensor head = cache->narrow(2, 0, len);  // [slots, kv_heads, len, D] view
-      head.index_copy_(0, index, head[src].unsqueeze(0).expand({n, -1, -1, -1}).contiguous());
+      at::Tensor part = cache->narrow(2, begin, len);  // [slots, kv_heads, len, D] view
+      part.index_copy_(0, index, part[src].unsqueeze(0).expand({n, -1, -1, -1}).contiguous());
     }
   }
 }

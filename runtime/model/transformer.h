@@ -44,6 +44,8 @@ struct KvCache {
   void copy_prefix(int64_t src, int64_t dst, int64_t len);
   // The same into several slots: two copies per layer, whatever the number of destinations.
   void copy_prefix_to(int64_t src, const std::vector<int64_t>& dsts, int64_t len);
+  // Positions [begin, end) of slot `src` into several slots.
+  void copy_positions_to(int64_t src, const std::vector<int64_t>& dsts, int64_t begin, int64_t end);
   size_t bytes() const;
 };
 

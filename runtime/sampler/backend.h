@@ -29,6 +29,10 @@ class DecodeBackend {
   // Copies positions [0, len) of slot `src` into slot `dst` (G samples share one prefill).
   virtual void copy_prefix(int64_t src, int64_t dst, int64_t len) = 0;
 
+  // Copies positions [begin, end) of slot `src` into each slot of `dsts`: a sample that shared
+  // another's decode rows (identical tokens so far) and now diverges takes its own copy of them.
+  virtual void copy_positions(int64_t src, const std::vector<int64_t>& dsts, int64_t begin, int64_t end) = 0;
+
   // Several prompts at once (ids[i] into slots[i]); returns each one's last logits. The default
   // runs them one by one; a model backend batches them.
   virtual std::vector<torch::Tensor> prefill_many(const std::vector<torch::Tensor>& ids, const std::vector<int64_t>& slots) {

@@ -173,7 +173,8 @@ int bench_generate(const cli::Args& args) {
       ",\"forward_seconds\":", st.forward_seconds, ",\"sample_seconds\":", st.sample_seconds,
       ",\"copy_bandwidth_gbs\":", bandwidth / 1e9, ",\"decode_bytes\":", decode_bytes,
       ",\"roofline_decode_seconds\":", roofline_seconds, ",\"roofline_fraction\":", roofline_seconds / std::max(st.decode_seconds, 1e-9),
-      ",\"prefix_shares\":", st.prefix_shares, ",\"decode_bytes_shared\":", weight_read + kv_read_shared,
+      ",\"prefix_shares\":", st.prefix_shares, ",\"decoded_rows\":", st.decoded_rows, ",\"sampled_rows\":", st.sampled_rows,
+      ",\"forks\":", st.forks, ",\"decode_bytes_shared\":", weight_read + kv_read_shared,
       ",\"roofline_fraction_shared\":", roofline_shared_seconds / std::max(st.decode_seconds, 1e-9),
       "}\n");
   std::fputs(json.c_str(), stdout);

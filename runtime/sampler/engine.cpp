@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <deque>
 #include <map>
 
@@ -24,6 +25,7 @@ struct Slot {
   int64_t pos = 0;       // next cache position to write (= tokens in the cache + 1 pending)
   int max_new = 0;
   int64_t prefix_owner = -1;  // shared prefixes: the slot holding this sample's prompt, when not its own
+  int64_t leader = -1;  // identical samples: the slot decoding for this one (same tokens so far); -1 = itself
   Completion out;
 };
 
@@ -33,9 +35,39 @@ struct RequestState {
   int64_t prompt_owner = -1;   // shared prefixes: the slot holding the prompt's KV, while one does
 };
 
+// After a step in which some samples sampled from their leader's row: a member whose token differs
+// from the leader's leaves the class. Members that drew the same new token form a class of their
+// own, led by the first of them, which takes a copy of the old leader's cache rows past the prompt
+// (positions [prompt, pos], the last one written by this step). Returns the copies made.
+int64_t split_diverged(std::vector<Slot>& slots, const std::vector<size_t>& live, const std::vector<int32_t>& tokens,
+                       DecodeBackend& backend) {
+  std::vector<int64_t> k_of(slots.size(), -1);
+  for (size_t k = 0; k < live.size(); ++k) k_of[live[k]] = static_cast<int64_t>(k);
+  std::map<std::pair<int64_t, int32_t>, int64_t> new_leader;  // (old leader, token) -> new leader
+  std::map<int64_t, std::vector<int64_t>> forks;               // old leader -> slots taking its rows
+  for (size_t k = 0; k < live.size(); ++k) {
+    Slot& s = slots[live[k]];
+    if (s.leader < 0) continue;
+    const int32_t lead_token = tokens[static_cast<size_t>(k_of[static_cast<size_t>(s.leader)])];
+    if (tokens[k] == lead_token) continue;
+    auto [it, fresh] = new_leader.try_emplace({s.leader, tokens[k]}, static_cast<int64_t>(live[k]));
+    if (fresh) forks[s.leader].push_back(static_cast<int64_t>(live[k]));
+    s.leader = fresh ? -1 : it->second;
+  }
+  int64_t copies = 0;
+  for (const auto& [src, dsts] : forks) {
+    const Slot& lead = slots[static_cast<size_t>(src)];
+    backend.copy_positions(src, dsts, lead.out.prompt_tokens, lead.pos + 1);
+    copies += static_cast<int64_t>(dsts.size());
+  }
+  return copies;
+}
+
 }  // namespace
 
 Engine::Engine(DecodeBackend& backend, EngineOptions options) : backend_(backend), options_(std::move(options)) {
+  const char* share = std::getenv("MATHRL_SHARE_SAMPLES");
+  if (share && std::string(share) == "0") options_.share_identical_samples = false;
   if (options_.max_batch < 1) throw UsageError(str("bad argument 'max_batch' to engine: must be >= 1 (got ", options_.max_batch, ")"));
 }
 
@@ -296,6 +328,14 @@ std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
       std::vector<RowSpec> rows;
       for (size_t i : admitted) rows.push_back(row_spec(slots[i]));
       auto res = sampler_.sample(torch::stack(first_logits), rows);
+      if (options_.share_identical_samples) {
+        // Samples of one request admitted together with the same first token form one class.
+        std::map<std::pair<size_t, int32_t>, int64_t> leader_of;
+        for (size_t k = 0; k < admitted.size(); ++k) {
+          auto [it, fresh] = leader_of.try_emplace({slots[admitted[k]].request, res.tokens[k]}, static_cast<int64_t>(admitted[k]));
+          slots[admitted[k]].leader = fresh ? -1 : it->second;
+        }
+      }
       for (size_t k = 0; k < admitted.size(); ++k) push_token(slots[admitted[k]], res.tokens[k], res.logprobs[k]);
       // A sample that finished on its first token frees its slot: admit again before decoding.
       bool any_free = false;
@@ -311,19 +351,32 @@ std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
       if (waiting.empty()) break;
       continue;
     }
+    // Only class leaders run through the model; every live slot samples from its leader's row.
     std::vector<int64_t> tokens, positions, slot_ids;
+    std::vector<int64_t> row_of_slot(slots.size(), -1);
     std::vector<RowSpec> rows;
     for (size_t i : live) {
+      rows.push_back(row_spec(slots[i]));
+      if (slots[i].leader >= 0) continue;
+      row_of_slot[i] = static_cast<int64_t>(tokens.size());
       tokens.push_back(slots[i].out.ids.back());
       positions.push_back(slots[i].pos);
       slot_ids.push_back(static_cast<int64_t>(i));
-      rows.push_back(row_spec(slots[i]));
     }
     auto dev = backend_.device();
     if (options_.before_decode_step) options_.before_decode_step(stats_.decode_steps);
     auto t0 = Clock::now();
     auto logits = backend_.decode(torch::tensor(tokens, torch::kInt64).to(dev), torch::tensor(positions, torch::kInt64).to(dev),
                                   torch::tensor(slot_ids, torch::kInt64).to(dev));
+    if (tokens.size() < live.size()) {
+      std::vector<int64_t> gather;
+      for (size_t i : live) {
+        const size_t lead = slots[i].leader >= 0 ? static_cast<size_t>(slots[i].leader) : i;
+        MATHRL_CHECK(row_of_slot[lead] >= 0, "slot ", i, " follows slot ", lead, ", which is not decoding");
+        gather.push_back(row_of_slot[lead]);
+      }
+      logits = logits.index_select(0, torch::tensor(gather, torch::kInt64).to(dev));
+    }
     if (options_.split_timing) {
       if (dev.is_cuda()) torch::cuda::synchronize(dev.index());
       stats_.forward_seconds += seconds_since(t0);
@@ -334,7 +387,10 @@ std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
     stats_.decode_seconds += seconds_since(t0);
     if (options_.after_decode_step) options_.after_decode_step(stats_.decode_steps);
     ++stats_.decode_steps;
+    stats_.decoded_rows += static_cast<int64_t>(tokens.size());
+    stats_.sampled_rows += static_cast<int64_t>(live.size());
     auto t_host = Clock::now();
+    if (tokens.size() < live.size()) stats_.forks += split_diverged(slots, live, res.tokens, backend_);
     for (size_t k = 0; k < live.size(); ++k) {
       Slot& s = slots[live[k]];
       ++s.pos;

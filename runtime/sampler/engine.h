@@ -6,6 +6,13 @@
 // EOS, stop strings (checked on the decoded tail, only after a token whose text may complete one)
 // or max_new_tokens.
 //
+// Samples of one request whose tokens so far are identical (common at low entropy: a tuned policy
+// often draws the same solution for most of a GRPO group) decode as one row: the first of them,
+// the leader, runs through the model and every member samples its own next token from the leader's
+// logits with its own RNG. A member whose token differs leaves the class and takes a copy of the
+// leader's cache rows past the prompt (DecodeBackend::copy_positions). The output is what separate
+// decoding gives; only the work drops (EngineStats::decoded_rows against generated_tokens).
+//
 // Determinism: sample j of a request draws from the counter RNG keyed by mix_seed(request.seed, j)
 // at step t (the token's index in the completion), so a seeded completion is the same whatever the
 // batch size, the slot it lands in or the other requests beside it (up to the model's own numerics:
@@ -49,6 +56,7 @@ struct EngineOptions {
   int64_t max_batch = 64;              // decode slots (sequences in flight)
   std::vector<int32_t> eos_ids;        // any of these ends a sequence (unless ignore_eos)
   const Tokenizer* tokenizer = nullptr;  // for text and stop strings; nullptr = no text
+  bool share_identical_samples = true;  // decode identical samples once (above); MATHRL_SHARE_SAMPLES=0 turns it off
   bool split_timing = false;           // fill EngineStats::forward_seconds / sample_seconds (benchmarks)
   // Called around each decode step with its index (0, 1, ...): a profiler's window (bench generate).
   std::function<void(int64_t)> before_decode_step, after_decode_step;
@@ -57,6 +65,9 @@ struct EngineOptions {
 struct EngineStats {
   int64_t prefills = 0, prefix_copies = 0, decode_steps = 0, generated_tokens = 0, prompt_tokens = 0;
   int64_t prefix_shares = 0;  // samples that read another slot's prompt instead of a copy
+  // Rows run through the model by decode steps (fewer than the sampled rows when identical samples
+  // share one), and samples that left a shared row and took a copy of its cache rows.
+  int64_t decoded_rows = 0, sampled_rows = 0, forks = 0;
   double prefill_seconds = 0, decode_seconds = 0;
   // With EngineOptions::split_timing: decode_seconds split into the model step and sampling (the
   // device is synchronized after each model step to tell them apart; off by default).

@@ -110,6 +110,10 @@ void ModelBackend::copy_prefix_to(int64_t src, const std::vector<int64_t>& dsts,
   cache_.copy_prefix_to(src, dsts, len);
 }
 
+void ModelBackend::copy_positions(int64_t src, const std::vector<int64_t>& dsts, int64_t begin, int64_t end) {
+  cache_.copy_positions_to(src, dsts, begin, end);
+}
+
 std::vector<torch::Tensor> ModelBackend::prefill_many(const std::vector<torch::Tensor>& ids, const std::vector<int64_t>& slots) {
   if (ids.size() <= 1) return DecodeBackend::prefill_many(ids, slots);
   torch::NoGradGuard no_grad;

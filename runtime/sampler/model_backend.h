@@ -30,6 +30,7 @@ class ModelBackend : public DecodeBackend {
   // overwrites before it ever reads them.
   std::vector<torch::Tensor> prefill_many(const std::vector<torch::Tensor>& ids, const std::vector<int64_t>& slots) override;
   void copy_prefix_to(int64_t src, const std::vector<int64_t>& dsts, int64_t len) override;
+  void copy_positions(int64_t src, const std::vector<int64_t>& dsts, int64_t begin, int64_t end) override;
   // On by default on the CPU, off on CUDA (slower there than copies so far); MATHRL_SHARE_PREFIX=0
   // or 1 decides instead (model_backend.cpp).
   bool shares_prefixes() const override { return share_prefixes_; }

@@ -109,6 +109,51 @@ TEST(Engine, MatchesSequentialReferenceForEveryBatchSize) {
   }
 }
 
+// Peaked logits (scale 12): most samples of a group draw the same tokens for a while, so they
+// decode as one row until they diverge. The output must still equal separate decoding, token for
+// token, with copied and shared prefixes and when slots are refilled mid-group; the toy backend
+// fails any read of a cache position that a diverging sample did not get copied.
+TEST(Engine, IdenticalSamplesDecodeOnceAndDivergeExactly) {
+  const std::vector<int32_t> eos = {1};
+  std::vector<Request> requests = {req({3, 4, 5}, 16, sampled(1.0), 21, 24), req({2, 9}, 8, sampled(0.7), 22, 30),
+                                   req({6}, 12, sampled(1.3, 6, 0.95), 23, 18, true), req({8, 1}, 4, greedy(), 0, 12)};
+  for (bool share : {false, true})
+  for (int64_t max_batch : {3, 7, 64}) {
+    SCOPED_TRACE(str(share ? "shared" : "copied", " prefixes, max_batch ", max_batch));
+    test::ToyBackend model(16, 64, 5, 12.0, share);
+    EngineOptions opt;
+    opt.max_batch = max_batch;
+    opt.eos_ids = eos;
+    Engine engine(model, opt);
+    auto out = engine.generate(requests);
+    size_t k = 0, distinct_pairs = 0;
+    for (size_t r = 0; r < requests.size(); ++r)
+      for (int j = 0; j < requests[r].n; ++j, ++k) {
+        auto ref = reference(model, requests[r], j, eos);
+        EXPECT_EQ(out[k].ids, ref.ids) << "request " << r << " sample " << j;
+        EXPECT_EQ(out[k].logprobs, ref.logprobs) << "request " << r << " sample " << j;
+        EXPECT_EQ(out[k].finish_reason, ref.finish_reason);
+        if (j > 0 && out[k].ids != out[k - 1].ids) ++distinct_pairs;
+      }
+    const auto& st = engine.stats();
+    EXPECT_EQ(st.sampled_rows + static_cast<int64_t>(k), st.generated_tokens);  // first tokens come from prefill
+    EXPECT_EQ(st.decoded_rows, model.decoded_rows);
+    EXPECT_LT(st.decoded_rows, st.sampled_rows) << "identical samples were not shared";
+    // All 40 samples in flight at once: groups stay together longest.
+    if (max_batch == 64) EXPECT_LT(st.decoded_rows, st.sampled_rows / 2);
+    EXPECT_GT(st.forks, 0) << "no sample diverged: the test does not exercise the copies";
+    EXPECT_GT(distinct_pairs, 0u);
+    EXPECT_EQ(model.forks, st.forks);
+    opt.share_identical_samples = false;
+    test::ToyBackend plain(16, 64, 5, 12.0, share);
+    Engine separate(plain, opt);
+    auto out_plain = separate.generate(requests);
+    for (size_t i = 0; i < out.size(); ++i) EXPECT_EQ(out[i].ids, out_plain[i].ids);
+    EXPECT_EQ(separate.stats().decoded_rows, separate.stats().sampled_rows);
+    EXPECT_EQ(plain.forks, 0);
+  }
+}
+
 TEST(Engine, SamplesOfOnePromptDifferAndSeedsReproduce) {
   test::ToyBackend model(16, 64);
   Engine engine(model, EngineOptions{});

@@ -49,6 +49,12 @@ class ToyBackend : public sampler::DecodeBackend {
     copies++;
   }
 
+  void copy_positions(int64_t src, const std::vector<int64_t>& dsts, int64_t begin, int64_t end) override {
+    MATHRL_CHECK(begin <= end && end <= cache_.size(1), "copy past the cache end");
+    for (int64_t d : dsts) cache_[d].slice(0, begin, end).copy_(cache_[src].slice(0, begin, end));
+    forks += static_cast<int>(dsts.size());
+  }
+
   bool shares_prefixes() const override { return share_; }
   void share_prefix(const std::vector<PrefixShare>& shares) override {
     MATHRL_CHECK(share_, "share_prefix on a copying backend");
@@ -62,6 +68,7 @@ class ToyBackend : public sampler::DecodeBackend {
   torch::Tensor decode(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& slots) override {
     const int64_t B = tokens.size(0);
     max_decode_batch = std::max(max_decode_batch, B);
+    decoded_rows += B;
     std::vector<torch::Tensor> out;
     for (int64_t b = 0; b < B; ++b) {
       int64_t s = slots[b].item<int64_t>(), p = positions[b].item<int64_t>();
@@ -88,7 +95,8 @@ class ToyBackend : public sampler::DecodeBackend {
     return table_[static_cast<int64_t>(h % kRows)].clone();
   }
 
-  int prefills = 0, copies = 0, allocations = 0, shares = 0;
+  int prefills = 0, copies = 0, allocations = 0, shares = 0, forks = 0;
+  int64_t decoded_rows = 0;
   int64_t last_slots = 0, last_max_len = 0, max_decode_batch = 0;
 
  private:
