@@ -6,6 +6,8 @@
 --   build/mathrl run recipes/pipeline.lua --set 'params.size="smoke"' (plumbing check)
 --   build/mathrl run recipes/pipeline.lua --seed 2                (another seed: init, data order, sampling)
 --   build/mathrl run recipes/pipeline.lua --set params.data_seed=0  (the problems follow the seed too)
+--   build/mathrl run recipes/pipeline.lua --set 'params.from="runs/x"' --set 'params.tune={rl={steps=300}}'
+--       (RL only, from run x's tokenizer and instruct model: GRPO ablations on one SFT model)
 --
 -- Steps (each stage is a sub-run in its own directory under the run, with log.txt, metrics.jsonl
 -- and TensorBoard events):
@@ -149,6 +151,8 @@ return mathrl.script {
                          -- default so that runs of several seeds are scored on the same problems
     device = "",         -- "" = the size's device
     tune = {},           -- merged into the size: --set 'params.tune={levels={1}, instruct={steps=300}}'
+    from = "",           -- a finished run of this size and data seed: its tokenizer and instruct
+                         -- model are reused, base and instruct training skipped
   },
   main = function(run)
     local p = run.params
@@ -174,24 +178,34 @@ return mathrl.script {
     problems.write_jsonl(dir .. "/heldout.jsonl", gsm)  -- GSM8K layout: the gsm8k adapter reads it
     run.log(string.format("problems: %d pretraining, %d SFT, %d RL, %d held-out", #pretrain, #sft, #rl, #heldout))
 
-    -- 2. Tokenizer on the stage data (digits split, as DeepSeekMath does).
-    local sentences = {}
-    local function add_lines(text) for line in text:gmatch("[^\n]+") do sentences[#sentences + 1] = line end end
-    for _, r in ipairs(pretrain) do add_lines(r.question .. "\n" .. r.solution) end
-    for _, r in ipairs(sft) do add_lines(stages.prompt(r.question)) end
+    -- 2. Tokenizer on the stage data (digits split, as DeepSeekMath does), or the earlier run's.
     local gsm8k_train = p.shared .. "/data/gsm8k/train.jsonl"
     local math_train = p.shared .. "/data/math/train.jsonl"
-    if S.gsm8k_docs > 0 then
-      for _, r in ipairs(data.read_jsonl(gsm8k_train, S.gsm8k_docs)) do add_lines(r.question .. "\n" .. r.answer) end
+    local tokenizer
+    if p.from ~= "" then
+      tokenizer = p.from .. "/tokenizer/sp.model"
+      for _, f in ipairs { tokenizer, p.from .. "/instruct/model/config.json" } do
+        local h = io.open(f)
+        if not h then error("params.from: " .. f .. " is missing (a finished pipeline run expected)") end
+        h:close()
+      end
+    else
+      local sentences = {}
+      local function add_lines(text) for line in text:gmatch("[^\n]+") do sentences[#sentences + 1] = line end end
+      for _, r in ipairs(pretrain) do add_lines(r.question .. "\n" .. r.solution) end
+      for _, r in ipairs(sft) do add_lines(stages.prompt(r.question)) end
+      if S.gsm8k_docs > 0 then
+        for _, r in ipairs(data.read_jsonl(gsm8k_train, S.gsm8k_docs)) do add_lines(r.question .. "\n" .. r.answer) end
+      end
+      if S.math_docs > 0 then
+        for _, r in ipairs(data.read_jsonl(math_train, S.math_docs)) do add_lines(r.problem .. "\n" .. r.solution) end
+      end
+      mkdir(run.dir .. "/tokenizer")
+      tokenizer = mathrl.tokenizer.train {
+        sentences = sentences, prefix = run.dir .. "/tokenizer/sp", vocab_size = S.vocab_size,
+        split_digits = true, byte_fallback = true,
+      }
     end
-    if S.math_docs > 0 then
-      for _, r in ipairs(data.read_jsonl(math_train, S.math_docs)) do add_lines(r.problem .. "\n" .. r.solution) end
-    end
-    mkdir(run.dir .. "/tokenizer")
-    local tokenizer = mathrl.tokenizer.train {
-      sentences = sentences, prefix = run.dir .. "/tokenizer/sp", vocab_size = S.vocab_size,
-      split_digits = true, byte_fallback = true,
-    }
     run.log("tokenizer: " .. tokenizer)
 
     -- 3. Stages. Each runs from a generated one-line recipe in stages/ (see pipeline_stages.lua).
@@ -240,12 +254,17 @@ return mathrl.script {
     }
     local base_cfg = { tokenizer = tokenizer, model = S.model, sources = sources }
     for k, v in pairs(S.base) do base_cfg[k] = v end
-    local base = stage("base", base_cfg)
-    evaluate("base", base .. "/model")
-
-    local instruct_cfg = { model = base .. "/model", path = dir .. "/sft.jsonl" }
-    for k, v in pairs(S.instruct) do instruct_cfg[k] = v end
-    local instruct = stage("instruct", instruct_cfg)
+    local instruct
+    if p.from ~= "" then
+      instruct = p.from .. "/instruct"
+      run.log("base and instruct from " .. p.from)
+    else
+      local base = stage("base", base_cfg)
+      evaluate("base", base .. "/model")
+      local instruct_cfg = { model = base .. "/model", path = dir .. "/sft.jsonl" }
+      for k, v in pairs(S.instruct) do instruct_cfg[k] = v end
+      instruct = stage("instruct", instruct_cfg)
+    end
     evaluate("instruct", instruct .. "/model")
 
     local rl_cfg = { model = instruct .. "/model", path = dir .. "/rl.jsonl" }

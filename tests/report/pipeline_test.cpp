@@ -77,6 +77,23 @@ TEST(Pipeline, TinyRunsEveryStageAndReports) {
   for (const char* plot : {"base_loss.svg", "instruct_loss.svg", "rl_reward.svg", "rl_kl.svg", "rl_length.svg",
                            "pass_at_k_gsm8k.svg", "maj_at_k_gsm8k.svg"})
     EXPECT_TRUE(fs::exists(run + "/plots/" + plot)) << plot;
+
+  // params.from: RL again from this run's instruct model; the instruct score is the same model's.
+  std::string again = dir.file("again");
+  r = test::run_mathrl({"run", test::source_dir() + "/recipes/pipeline.lua", "--set", "params.size=\"tiny\"", "--set",
+                        "params.shared=" + test::shared_dir(), "--set", "params.seed=7", "--set",
+                        "params.from=\"" + run + "\"", "--out", again});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(again + "/base")) << "base trained again";
+  EXPECT_FALSE(fs::exists(again + "/instruct")) << "instruct trained again";
+  EXPECT_TRUE(fs::exists(again + "/rl/checkpoints/step-2"));
+  EXPECT_EQ(accuracy_of(again + "/eval/instruct/greedy/summary.json"), accuracy_of(run + "/eval/instruct/greedy/summary.json"));
+  EXPECT_NE(read_file(again + "/log.txt").find("base and instruct from " + run), std::string::npos);
+  r = test::run_mathrl({"run", test::source_dir() + "/recipes/pipeline.lua", "--set", "params.size=\"tiny\"", "--set",
+                        "params.shared=" + test::shared_dir(), "--set", "params.from=\"" + dir.file("none") + "\"",
+                        "--out", dir.file("bad")});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE((r.out + r.err).find("params.from: "), std::string::npos) << r.out << r.err;
 }
 
 }  // namespace
