@@ -209,13 +209,15 @@ Scored score_completions(model::Decoder& model, const std::vector<const TrainSeq
   kernels::TokenLogprobOptions ko;
   ko.temperature = o.temperature;
   ko.chunk_rows = o.chunk_rows;
+  ko.with_entropy = o.entropy && o.entropy_metric_only;
   at::Tensor weight = model->lm_head_weight();
-  at::Tensor lp = kernels::token_logprobs(picked, weight, at::tensor(in.targets, at::kLong).to(device), ko).logprobs;
+  kernels::TokenLogprobs scored = kernels::token_logprobs(picked, weight, at::tensor(in.targets, at::kLong).to(device), ko);
+  const at::Tensor& lp = scored.logprobs;
   Scored out;
   out.mask = mask.to(device);
   out.logprobs = at::zeros({b * T}, lp.options()).index_copy(0, dst_index, lp).view({b, T});
   if (o.entropy) {
-    at::Tensor h = chunked_entropy(picked, weight, o.temperature, o.chunk_rows);
+    at::Tensor h = ko.with_entropy ? scored.entropy : chunked_entropy(picked, weight, o.temperature, o.chunk_rows);
     out.entropy = at::zeros({b * T}, h.options()).index_copy(0, dst_index, h).view({b, T});
   }
   if (o.values) {

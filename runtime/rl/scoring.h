@@ -16,6 +16,9 @@ namespace mathrl::rl {
 struct ScoreOptions {
   double temperature = 1.0;  // logits / T, as the sampler drew them
   bool entropy = false;      // per-token entropy, differentiable (chunked, see chunked_entropy)
+  // Entropy as a metric only: taken from the log-prob pass over each chunk's logits instead of a
+  // second LM-head pass, and not differentiable.
+  bool entropy_metric_only = false;
   bool values = false;       // the value head's output at each completion token (PPO critic)
   int64_t chunk_rows = 0;    // rows per LM-head chunk (0: the kernel's default)
   // Consecutive completions of one prompt packed into one row after a single copy of the prompt

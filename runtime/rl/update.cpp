@@ -116,6 +116,7 @@ UpdateStats accumulate_policy_gradients(model::Decoder& policy, const std::vecto
   ScoreOptions so;
   so.temperature = o.temperature;
   so.entropy = true;  // a metric always; a gradient only when entropy_coef != 0
+  so.entropy_metric_only = o.loss.entropy_coef == 0.0;
   so.chunk_rows = o.chunk_rows;
   UpdateStats st;
   double entropy_sum = 0;

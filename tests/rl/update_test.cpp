@@ -255,4 +255,11 @@ TEST(Update, SharedPromptRowsScoreLikeOneRowPerSequence) {
   // The packed rows are the lengths summed, not the padded products: nothing to compare here but
   // that both paths saw every completion token.
   EXPECT_EQ(scored[1].mask.sum().item<int64_t>(), 4 + 1 + 6 + 3 + 5 + 2 + 3);
+  // Entropy as a metric only (from the log-prob pass): the same values, no gradient.
+  ScoreOptions metric;
+  metric.entropy = metric.entropy_metric_only = true;
+  Scored e = score_completions(m, view, metric);
+  EXPECT_TRUE(torch::allclose(e.entropy * e.mask, scored[0].entropy.detach() * e.mask, 1e-5, 1e-5));
+  EXPECT_FALSE(e.entropy.requires_grad());
+  EXPECT_TRUE(torch::equal(e.logprobs.detach(), score_completions(m, view, ScoreOptions{}).logprobs.detach()));
 }
